@@ -1,0 +1,3 @@
+from flowscope.cli import main
+
+raise SystemExit(main())

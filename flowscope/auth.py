@@ -1,0 +1,193 @@
+"""Authorization, in one module: users, API tokens, roles and allowed networks.
+
+Users and tokens live in SQLite (`<data_dir>/auth.db`) rather than ClickHouse, so the CLI can
+manage them while a server holds the embedded database. Only a SHA-256 hash of each token is
+stored; the token itself is shown once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from flowscope.config import parse_networks
+
+ROLES = ("admin", "user")
+TOKEN_PREFIX = "fs_"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AuthError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    read_only: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = field(default=())
+    token_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allowed_networks)
+
+    def can_see(self, ip: str | None) -> bool:
+        if not self.allowed_networks:
+            return True
+        if not ip:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip.split("%")[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allowed_networks if net.version == addr.version)
+
+    def can_see_flow(self, src: str | None, dst: str | None) -> bool:
+        return self.can_see(src) or self.can_see(dst)
+
+    def sql_filter(self, columns: Sequence[str]) -> str:
+        """A SQL boolean true when any of `columns` (IP strings) is inside the allowed networks.
+
+        Built only from column names given by our own code and CIDRs normalised by ipaddress,
+        never from request text.
+        """
+        if not self.allowed_networks:
+            return "1"
+        terms = [
+            f"isIPAddressInRange({col}, '{net}')"
+            for col in columns for net in self.allowed_networks
+        ]
+        return "(" + " OR ".join(terms) + ")"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Auth:
+    def __init__(self, data_dir: str):
+        self.path = Path(data_dir) / "auth.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS users (
+                    name TEXT PRIMARY KEY, role TEXT NOT NULL, allowed_networks TEXT NOT NULL DEFAULT '',
+                    created REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS tokens (
+                    id TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name), hash TEXT NOT NULL,
+                    read_only INTEGER NOT NULL, created REAL NOT NULL, revoked REAL);
+                """
+            )
+        self._cache: tuple[float, list[tuple[str, str, str, int, str, str]]] | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    # --- users -------------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, allowed_networks: str | Iterable[str] = "") -> dict:
+        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise AuthError("user names use letters, digits, '-', '_' and '.'")
+        if role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        nets = parse_networks(allowed_networks if isinstance(allowed_networks, str) else list(allowed_networks))
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise AuthError(f"user {name!r} exists already")
+            db.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (name, role, ",".join(nets), time.time()))
+        return {"name": name, "role": role, "allowed_networks": nets}
+
+    def list_users(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT name, role, allowed_networks, created FROM users ORDER BY name").fetchall()
+        return [{"name": n, "role": r, "allowed_networks": [x for x in a.split(",") if x], "created": c}
+                for n, r, a, c in rows]
+
+    def user(self, name: str) -> dict | None:
+        return next((u for u in self.list_users() if u["name"] == name), None)
+
+    def principal_for_user(self, name: str, read_only: bool = False) -> Principal:
+        user = self.user(name)
+        if user is None:
+            raise AuthError(f"no user {name!r}; create one with: flowscope user add {name} --role admin")
+        return _principal(user["name"], user["role"], ",".join(user["allowed_networks"]), read_only, None)
+
+    # --- tokens ------------------------------------------------------------------------------
+    def create_token(self, user: str, read_only: bool = False) -> tuple[str, str]:
+        """Returns (token id, token). The token is not stored, only its hash."""
+        if self.user(user) is None:
+            raise AuthError(f"no user {user!r}; create it first with: flowscope user add {user} --role user")
+        token_id = secrets.token_hex(4)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        with self._db() as db:
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
+                       (token_id, user, hash_token(token), int(read_only), time.time()))
+        self._cache = None
+        return token_id, token
+
+    def list_tokens(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT id, user, read_only, created, revoked FROM tokens ORDER BY created").fetchall()
+        return [{"id": i, "user": u, "read_only": bool(r), "created": c, "revoked": v is not None}
+                for i, u, r, c, v in rows]
+
+    def revoke_token(self, token_id: str) -> None:
+        with self._db() as db:
+            cur = db.execute("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                             (time.time(), token_id))
+            if cur.rowcount == 0:
+                raise AuthError(f"no active token with id {token_id!r} (see: flowscope token list)")
+        self._cache = None
+
+    def _active_tokens(self) -> list[tuple[str, str, str, int, str, str]]:
+        mtime = self.path.stat().st_mtime if self.path.exists() else 0.0
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists():
+            mtime = max(mtime, wal.stat().st_mtime)
+        if self._cache is None or self._cache[0] != mtime:
+            with self._db() as db:
+                rows = db.execute(
+                    "SELECT t.id, t.hash, t.user, t.read_only, u.role, u.allowed_networks "
+                    "FROM tokens t JOIN users u ON u.name = t.user WHERE t.revoked IS NULL").fetchall()
+            self._cache = (mtime, rows)
+        return self._cache[1]
+
+    def authenticate(self, token: str) -> Principal | None:
+        """Constant-time comparison of the token's hash against every active token."""
+        digest = hash_token(token)
+        found = None
+        for token_id, stored, user, read_only, role, nets in self._active_tokens():
+            if hmac.compare_digest(digest, stored):
+                found = _principal(user, role, nets, bool(read_only), token_id)
+        return found
+
+
+def _principal(name: str, role: str, nets: str, read_only: bool, token_id: str | None) -> Principal:
+    networks = tuple(ipaddress.ip_network(n) for n in nets.split(",") if n)
+    return Principal(name=name, role=role, read_only=read_only, allowed_networks=networks, token_id=token_id)
+
+
+def token_from_header(value: str | None) -> str | None:
+    """`Token T` or `Bearer T` (scheme case-insensitive)."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() not in ("token", "bearer") or not token.strip():
+        return None
+    return token.strip()

@@ -1,0 +1,140 @@
+"""Stores what the collector decodes: flows rows in batches (every `batch_seconds` or
+`batch_rows`) from a thread of its own, sFlow interface counters, exporter snapshots."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from flowscope.collector.mapping import COLUMNS
+
+log = logging.getLogger(__name__)
+
+COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direction", "if_status",
+                   "in_octets", "in_ucast_pkts", "in_multicast_pkts", "in_broadcast_pkts", "in_discards",
+                   "in_errors", "in_unknown_protos", "out_octets", "out_ucast_pkts", "out_multicast_pkts",
+                   "out_broadcast_pkts", "out_discards", "out_errors")
+_FIRST = COLUMNS.index("FIRST_SEEN")
+MAX_DAYS_PER_INSERT = 90   # ClickHouse refuses an insert touching more than 100 partitions
+
+
+def _ms_text(ms: int) -> str:
+    s, frac = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
+
+
+class StoreWriter:
+    def __init__(self, store, batch_rows: int = 5000, batch_seconds: float = 1.0,
+                 hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000):
+        self.store = store
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self.hooks = hooks if hooks is not None else []
+        self._q: queue.Queue = queue.Queue(maxsize=queue_max)
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self.written = 0
+        self.counters_written = 0
+        self.failed_rows = 0
+        self.dropped_rows = 0
+
+    # called by the collector thread
+    def put(self, rows: list[tuple], counters: list[dict[str, Any]]) -> None:
+        if not rows and not counters:
+            return
+        self._idle.clear()
+        try:
+            self._q.put((rows, counters), timeout=5)
+        except queue.Full:
+            self.dropped_rows += len(rows)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="collector-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join(30)
+            self._thread = None
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        self._q.put(([], []))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._q.empty() and self._idle.wait(0.05):
+                return True
+        return False
+
+    def _run(self) -> None:
+        rows: list[tuple] = []
+        counters: list[dict] = []
+        last = time.monotonic()
+        while True:
+            try:
+                item = self._q.get(timeout=self.batch_seconds)
+            except queue.Empty:
+                item = ([], [])
+            if item is None:
+                self.write_rows(rows)
+                self.write_counters(counters)
+                return
+            r, c = item
+            rows.extend(r)
+            counters.extend(c)
+            force = not r and not c
+            if (rows or counters) and (force or len(rows) >= self.batch_rows
+                                       or time.monotonic() - last >= self.batch_seconds):
+                self.write_rows(rows)
+                self.write_counters(counters)
+                rows, counters = [], []
+                last = time.monotonic()
+            if not rows and not counters and self._q.empty():
+                self._idle.set()
+
+    def write_rows(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        for chunk in self._by_partition(rows):
+            try:
+                self.store.insert("flows", COLUMNS, chunk)
+                self.written += len(chunk)
+            except Exception:
+                self.failed_rows += len(chunk)
+                log.exception("could not store %d collected flows", len(chunk))
+                continue
+            if self.hooks:
+                dicts = [dict(zip(COLUMNS, r)) for r in chunk]
+                for hook in list(self.hooks):
+                    try:
+                        hook(dicts)
+                    except Exception:
+                        log.exception("flow hook %r failed", hook)
+
+    @staticmethod
+    def _by_partition(rows: list[tuple]) -> list[list[tuple]]:
+        days = Counter(r[_FIRST][:10] for r in rows)
+        if len(days) <= MAX_DAYS_PER_INSERT:
+            return [rows]
+        groups: dict[str, list[tuple]] = {}
+        for r in rows:
+            groups.setdefault(r[_FIRST][:10], []).append(r)
+        keys = sorted(groups)
+        return [[r for k in keys[i:i + MAX_DAYS_PER_INSERT] for r in groups[k]]
+                for i in range(0, len(keys), MAX_DAYS_PER_INSERT)]
+
+    def write_counters(self, counters: list[dict[str, Any]]) -> None:
+        if not counters:
+            return
+        data = [[_ms_text(c["time_ms"]), c["agent"]] + [c[k] for k in COUNTER_COLUMNS[2:]] for c in counters]
+        try:
+            self.store.insert("sflow_counters", COUNTER_COLUMNS, data)
+            self.counters_written += len(data)
+        except Exception:
+            log.exception("could not store %d sFlow interface counters", len(data))

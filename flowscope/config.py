@@ -1,0 +1,87 @@
+"""Settings: command line over environment over `<data_dir>/flowscope.toml` over defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"]
+
+
+def default_data_dir() -> str:
+    env = os.environ.get("FLOWSCOPE_DATA_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "flowscope")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ValueError(f"--listen wants HOST:PORT, e.g. 127.0.0.1:3000 (got {text!r})")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_networks(text: str | list[str]) -> list[str]:
+    items = text.split(",") if isinstance(text, str) else text
+    out = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"not a network: {item!r} (use CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32)") from None
+    return out
+
+
+@dataclass
+class Config:
+    data_dir: str = field(default_factory=default_data_dir)
+    listen: str = "127.0.0.1:3000"
+    clickhouse_url: str | None = None
+    pcaps: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    collect: list[str] = field(default_factory=list)
+    local_networks: list[str] = field(default_factory=lambda: list(PRIVATE_NETWORKS))
+    #: extra Host header values accepted besides localhost (DNS-rebinding protection)
+    allowed_hosts: list[str] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)
+    idle_timeout: int = 120
+    active_timeout: int = 1800
+    #: file sources: long timeouts keep each flow whole, as ndpiReader does
+    file_idle_timeout: int = 3600
+    file_active_timeout: int = 86400
+    batch_rows: int = 5000
+    batch_seconds: float = 1.0
+    max_live_flows: int = 1_000_000
+    query_timeout_s: int = 30
+    query_max_rows: int = 10_000
+    config_file: str | None = None
+    file_settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        path = Path(self.config_file) if self.config_file else Path(self.data_dir) / "flowscope.toml"
+        if path.is_file():
+            with path.open("rb") as fh:
+                self.file_settings = tomllib.load(fh)
+            top = self.file_settings.get("flowscope", {})
+            for key, value in top.items():
+                if hasattr(self, key) and key not in ("data_dir", "file_settings", "config_file"):
+                    setattr(self, key, value)
+            self.collect += self.section("collector").get("listen", [])
+        self.local_networks = parse_networks(self.local_networks)
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.file_settings.get(name, {}))
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_listen(self.listen)

@@ -1,0 +1,133 @@
+"""The live flow table: current flows with their counters, in memory.
+
+Live interfaces are metered with a short nfstream active timeout, so a flow's counters reach
+this table within seconds; the segments of one flow are merged here into a single live flow.
+Flows read from capture files arrive finished and stay visible (newest kept) until evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+# Counters added up when segments of one flow are merged
+_SUMMED = ("PACKETS", "TOTAL_BYTES", "SRC2DST_BYTES", "DST2SRC_BYTES", "SRC2DST_PACKETS", "DST2SRC_PACKETS")
+_ORED = ("FLOW_RISK", "SRC2DST_TCP_FLAGS", "DST2SRC_TCP_FLAGS")
+# Kept from the first segment that knows them (nDPI classifies early packets only)
+_STICKY = ("L7_PROTO", "L7_PROTO_MASTER", "L7_CATEGORY", "L7_PROTO_NAME", "L7_CATEGORY_NAME", "INFO",
+           "DOMAIN_NAME", "CLIENT_FINGERPRINT", "SERVER_FINGERPRINT", "USER_AGENT")
+
+FIELDS = (
+    "FLOW_ID", "IP_PROTOCOL_VERSION", "FIRST_SEEN", "LAST_SEEN", "VLAN_ID", "PROTOCOL", "SRC_IP", "DST_IP",
+    "IP_SRC_PORT", "IP_DST_PORT", "SRC_MAC", "DST_MAC", "INTERFACE_ID", "SCORE", "COMMUNITY_ID",
+    "SOURCE_TYPE", "CLASSIFIED_BY", "IPV4_SRC_ADDR", "IPV4_DST_ADDR", "IPV6_SRC_ADDR", "IPV6_DST_ADDR",
+    "SRC_ASN", "DST_ASN", "SRC_COUNTRY_CODE", "DST_COUNTRY_CODE",
+) + _SUMMED + _ORED + _STICKY
+
+
+class LiveFlow:
+    """One flow; __slots__ keep it small (the memory benchmark counts bytes per flow)."""
+
+    __slots__ = FIELDS + ("active", "segments")
+
+    def __init__(self, row: dict[str, Any]):
+        for name in FIELDS:
+            setattr(self, name, row.get(name, 0 if name not in ("SRC_IP", "DST_IP") else ""))
+        self.active = True
+        self.segments = 1
+
+    def merge(self, row: dict[str, Any]) -> None:
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + row.get(name, 0))
+        for name in _ORED:
+            setattr(self, name, getattr(self, name) | row.get(name, 0))
+        for name in _STICKY:
+            if not getattr(self, name) or getattr(self, name) == "Unknown":
+                value = row.get(name)
+                if value:
+                    setattr(self, name, value)
+        self.LAST_SEEN = max(self.LAST_SEEN, row.get("LAST_SEEN", 0))
+        self.segments += 1
+
+    def as_row(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in FIELDS}
+        out["active"] = self.active
+        return out
+
+
+def flow_key(row: dict[str, Any]) -> tuple:
+    return (row.get("INTERFACE_ID", 0), row.get("VLAN_ID", 0), row.get("PROTOCOL", 0), row.get("SRC_IP"),
+            row.get("IP_SRC_PORT", 0), row.get("DST_IP"), row.get("IP_DST_PORT", 0))
+
+
+class LiveTable:
+    def __init__(self, max_flows: int = 1_000_000):
+        self.max_flows = max_flows
+        self._flows: dict[tuple, LiveFlow] = {}
+        self._lock = threading.Lock()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def add_finished(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Flows that ended (e.g. from a capture file): shown, not active."""
+        with self._lock:
+            for row in rows:
+                f = LiveFlow(row)
+                f.active = False
+                self._flows[(row["FLOW_ID"],)] = f
+            self._evict()
+
+    def merge_segment(self, row: dict[str, Any], ended: bool) -> LiveFlow | None:
+        """Merge one nfstream segment; returns the whole flow when it ended."""
+        key = flow_key(row)
+        with self._lock:
+            flow = self._flows.get(key)
+            if flow is None:
+                flow = self._flows[key] = LiveFlow(row)
+            else:
+                flow.merge(row)
+            if ended:
+                del self._flows[key]
+                flow.active = False
+                return flow
+            self._evict()
+        return None
+
+    def sweep(self, older_than: float) -> list[LiveFlow]:
+        """Remove active flows last seen before `older_than` (seconds); returns them."""
+        with self._lock:
+            stale = [k for k, f in self._flows.items() if f.active and f.LAST_SEEN < older_than]
+            return [self._flows.pop(k) for k in stale]
+
+    def take_long(self, max_duration: float) -> list[LiveFlow]:
+        """Active flows older than the active timeout: returned for storage and restarted."""
+        out = []
+        with self._lock:
+            for key, f in list(self._flows.items()):
+                if f.active and f.LAST_SEEN - f.FIRST_SEEN >= max_duration:
+                    out.append(self._flows.pop(key))
+        return out
+
+    def _evict(self) -> None:
+        excess = len(self._flows) - self.max_flows
+        if excess <= 0:
+            return
+        for key in [k for k, f in self._flows.items() if not f.active][:excess]:
+            del self._flows[key]
+            self.evicted += 1
+
+    def snapshot(self, predicate: Callable[[LiveFlow], bool] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            flows = list(self._flows.values())
+        return [f.as_row() for f in flows if predicate is None or predicate(f)]
+
+    def flows(self) -> list[LiveFlow]:
+        with self._lock:
+            return list(self._flows.values())
+
+
+def now() -> float:
+    return time.time()

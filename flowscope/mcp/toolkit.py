@@ -1,0 +1,186 @@
+"""How a flowscope tool is declared, and what every tool call goes through.
+
+A tool is an async function `(call: ToolContext, params: ParamsModel) -> ResultModel`,
+decorated with `@tool(...)`. The wrapper the server registers:
+- accepts the typed arguments, or ntopng's convention of one `content` string holding JSON;
+- validates them with the Params model and answers errors an agent can act on;
+- refuses write tools to read-only tokens and admin tools to non-admins, and audits writes;
+- returns structured content (the Result model, which is also the outputSchema) plus a short
+  text rendering, and any PNG images the tool attached.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from flowscope.auth import Principal
+
+log = logging.getLogger(__name__)
+
+current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+
+
+class ToolError(Exception):
+    """A refusal or failure to report to the agent; say what to do next."""
+
+
+class Page(BaseModel):
+    """Paging fields shared by list answers."""
+
+    truncated: bool = False
+    next_offset: int | None = None
+
+
+@dataclass
+class ToolContext:
+    app: Any
+    principal: Principal
+    tool: str
+    images: list[bytes] = field(default_factory=list)
+
+    def add_image(self, png: bytes) -> None:
+        self.images.append(png)
+
+    def require_visible(self, ip: str) -> None:
+        if not self.principal.can_see(ip):
+            raise ToolError(f"{ip} is outside your allowed networks")
+
+
+@dataclass
+class ToolSpec:
+    fn: Callable[[ToolContext, BaseModel], Awaitable[BaseModel]]
+    name: str
+    params: type[BaseModel]
+    result: type[BaseModel]
+    write: bool
+    admin: bool
+    title: str
+    example: dict[str, Any]
+    description: str
+    destructive: bool
+    area: str
+
+
+REGISTRY: dict[str, ToolSpec] = {}
+
+
+def tool(*, write: bool = False, admin: bool = False, title: str | None = None,
+         example: dict[str, Any] | None = None, name: str | None = None, destructive: bool | None = None):
+    def decorate(fn):
+        sig = inspect.signature(fn, eval_str=True)
+        params = list(sig.parameters.values())
+        if len(params) != 2:
+            raise TypeError(f"{fn.__name__}: a tool takes (call, params)")
+        spec = ToolSpec(
+            fn=fn,
+            name=name or fn.__name__,
+            params=params[1].annotation,
+            result=sig.return_annotation,
+            write=write,
+            admin=admin,
+            title=title or fn.__name__.replace("_", " ").capitalize(),
+            example=example or {},
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            destructive=write if destructive is None else destructive,
+            area=fn.__module__.rsplit(".", 1)[-1],
+        )
+        REGISTRY[spec.name] = spec
+        return fn
+
+    return decorate
+
+
+def describe(spec: ToolSpec) -> str:
+    text = spec.description
+    if spec.write:
+        text += "\n\nWrite tool: refused to read-only tokens" + (" and to non-admins." if spec.admin else ".")
+    return text + "\n\nExample: " + json.dumps(spec.example)
+
+
+def input_schema(spec: ToolSpec) -> dict[str, Any]:
+    schema = spec.params.model_json_schema()
+    schema.pop("title", None)
+    props = schema.setdefault("properties", {})
+    required = schema.pop("required", [])
+    for key in required:
+        props[key]["description"] = "(required) " + props[key].get("description", "")
+    props["content"] = {
+        "type": "string",
+        "description": "ntopng convention: all the arguments above as one JSON object in a string",
+    }
+    return schema
+
+
+def parse_arguments(spec: ToolSpec, raw: dict[str, Any]) -> BaseModel:
+    args = {k: v for k, v in raw.items() if v is not None}
+    content = args.pop("content", None)
+    if content not in (None, ""):
+        try:
+            extra = json.loads(content) if isinstance(content, str) else content
+        except json.JSONDecodeError as exc:
+            raise ToolError(f"`content` must hold a JSON object with the arguments ({exc.msg})") from None
+        if not isinstance(extra, dict):
+            raise ToolError("`content` must hold a JSON object, e.g. {\"limit\": 10}")
+        if spec.name == "query" and "sql" not in extra and "query" in extra:
+            extra["sql"] = extra.pop("query")
+        args = {**extra, **args}
+    try:
+        return spec.params.model_validate(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ToolError(f"invalid arguments: {problems}. Example: {json.dumps(spec.example)}") from None
+
+
+def authorize(spec: ToolSpec, principal: Principal | None) -> Principal:
+    if principal is None:
+        raise ToolError("not authenticated: send Authorization: Token <token>")
+    if spec.write and principal.read_only:
+        raise ToolError(f"{spec.name} changes state and this token is read-only; "
+                        f"ask an admin for a read-write token (flowscope token create {principal.name})")
+    if spec.admin and not principal.is_admin:
+        raise ToolError(f"{spec.name} needs the admin role; user {principal.name!r} has role {principal.role!r}")
+    return principal
+
+
+SECRET_WORDS = ("password", "passphrase", "secret", "community", "key", "token")
+
+
+def masked(params: BaseModel) -> dict[str, Any]:
+    out = {}
+    for name, value in params.model_dump(mode="json").items():
+        info = type(params).model_fields.get(name)
+        extra = (info.json_schema_extra or {}) if info else {}
+        secret = isinstance(extra, dict) and extra.get("secret")
+        if secret or any(w in name.lower() for w in SECRET_WORDS):
+            value = "***" if value else value
+        out[name] = value
+    return out
+
+
+def audit(app, spec: ToolSpec, principal: Principal, params: BaseModel, outcome: str) -> None:
+    try:
+        app.store.insert_dicts("audit_log", [{
+            "time": time.time(), "user": principal.name, "token_id": principal.token_id or "",
+            "tool": spec.name, "params": json.dumps(masked(params), sort_keys=True), "outcome": outcome[:1000],
+        }])
+    except Exception:
+        log.exception("audit write failed")
+
+
+def render_text(result: BaseModel) -> str:
+    text = getattr(result, "text", None)
+    if callable(text):
+        try:
+            return text()
+        except Exception:
+            log.exception("text rendering failed")
+    return result.model_dump_json(exclude_none=True)[:20000]

@@ -1,0 +1,1 @@
+"""Domain services. A module or package here that defines `attach(app)` is a component."""
