@@ -37,7 +37,7 @@ demo: venv
 	echo "Add it to Claude Code:"; \
 	echo "  claude mcp add-json flowscope '{\"type\":\"http\",\"url\":\"http://127.0.0.1:$(PORT)/mcp\",\"headers\":{\"Authorization\":\"Token '$$TOKEN'\"}}' --scope user"; \
 	echo ""; \
-	exec $(BIN)/flowscope serve --data-dir $(DEMO_DATA) --pcap demo/demo.pcapng --listen 127.0.0.1:$(PORT)
+	exec $(BIN)/flowscope serve --data-dir $(DEMO_DATA) --pcap demo/demo.pcap --listen 127.0.0.1:$(PORT)
 
 test: venv deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

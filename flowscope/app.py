@@ -33,7 +33,6 @@ class App:
         self.writer = FlowWriter(self.store, config.batch_rows, config.batch_seconds, self.flow_hooks)
         self.sources = Sources(self)
         self.components: dict[str, Any] = {}
-        self._load_ndpi_catalog()
         self._attach_components()
 
     # --- hooks -------------------------------------------------------------------------------
@@ -63,23 +62,6 @@ class App:
                 continue
             if comp is not None:
                 self.components[mod.name.rsplit(".", 1)[-1]] = comp
-
-    def _load_ndpi_catalog(self) -> None:
-        """Fill the nDPI lookup tables behind L7_PROTO_NAME / L7_CATEGORY_NAME."""
-        try:
-            from flowscope.flows.ndpi_catalog import catalog
-
-            cat = catalog()
-        except Exception as exc:
-            log.warning("nDPI catalog unavailable: %s", exc)
-            return
-        self.store.command("TRUNCATE TABLE ndpi_protocols_table")
-        self.store.command("TRUNCATE TABLE ndpi_categories_table")
-        self.store.insert("ndpi_protocols_table", ["id", "name", "category"],
-                          [[p.id, p.name, p.category_id] for p in cat.protocols])
-        self.store.insert("ndpi_categories_table", ["id", "name"], [[k, v] for k, v in cat.categories.items()])
-        for d in ("ndpi_protocols", "ndpi_categories"):
-            self.store.command(f"SYSTEM RELOAD DICTIONARY {d}")
 
     def start_sources(self) -> None:
         self.writer.start()

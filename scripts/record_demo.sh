@@ -151,7 +151,7 @@ EOF
 echo "hello from the flowscope demo" >"$WORK/www/hello.txt"
 printf '{"service": "flowscope-demo", "hosts": ["www.demo.lan", "files.demo.lan"]}\n' \
     >"$WORK/www/data.json"
-# 48 KiB of text so one HTTP response spans many segments
+# 58 KiB of text so one HTTP response spans many segments
 for ((i = 0; i < 1024; i++)); do
     printf 'line %04d the quick brown fox jumps over the lazy dog....\n' "$i"
 done >"$WORK/www/big.txt"
@@ -233,7 +233,13 @@ for ((i = 0; i < 30; i++)); do
 done
 
 exec >&3 3>&-
-cp "$CAP" "$OUT"
+if [[ $OUT == *.pcapng ]]; then
+    # tcpdump only writes pcap; convert if Wireshark's editcap is installed
+    command -v editcap >/dev/null || { echo "record_demo.sh: .pcapng needs editcap (wireshark-common); use .pcap" >&2; exit 1; }
+    editcap -F pcapng "$CAP" "$OUT"
+else
+    cp "$CAP" "$OUT"
+fi
 chmod 0644 "$OUT"
 echo "received by netcat sink: $(wc -c <"$WORK/nc-received.bin") bytes"
 grep -E "packets (captured|received|dropped)" "$WORK/tcpdump.log" || true

@@ -235,3 +235,8 @@ def test_ids_agree_with_ndpireader_reference_outputs(cat):
     assert share >= 0.95, sorted(set(pairs) - set(agree))
     assert weighted >= 0.97
     assert cats and all(cat.categories.get(cid) == name for cid, name in cats)
+
+
+def test_fallback_layout_matches_this_build():
+    """The hard-coded nDPI 5.0 offsets (used without cffi type info) match the real ones."""
+    assert nc._layout() == nc._DEFAULT_LAYOUT

@@ -78,7 +78,7 @@ class Exporter:
         sid = rec.get("sampler_id")
         if sid is None:
             sid = rec.get("selector_id")
-        if rate:
+        if rate and 1 <= rate <= 1 << 24:
             if sid is not None:
                 self.samplers[(domain, sid)] = rate
             else:

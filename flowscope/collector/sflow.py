@@ -19,7 +19,7 @@ COUNTERS_SAMPLE = struct.Struct("!III")             # seq, source id, n
 EXP_COUNTERS_SAMPLE = struct.Struct("!IIII")        # seq, src type, src idx, n
 RAW_HEADER = struct.Struct("!IIII")                 # header protocol, frame length, stripped, header length
 IPV4_DATA = struct.Struct("!IIIIIIII")              # length, protocol, src, dst, sport, dport, flags, tos
-IF_COUNTERS = struct.Struct("!IIQIIQIIIIIIQIIIIIII")
+IF_COUNTERS = struct.Struct("!IIQIIQIIIIIIQIIIIII")  # 88 bytes, 19 fields
 IF_COUNTER_NAMES = ("if_index", "if_type", "if_speed", "if_direction", "if_status", "in_octets",
                     "in_ucast_pkts", "in_multicast_pkts", "in_broadcast_pkts", "in_discards", "in_errors",
                     "in_unknown_protos", "out_octets", "out_ucast_pkts", "out_multicast_pkts",

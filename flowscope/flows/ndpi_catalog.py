@@ -190,21 +190,16 @@ def _layout() -> dict[str, int]:
         from _lib_engine import ffi  # type: ignore[import-not-found]
 
         t = "ndpi_proto_defaults_t"
-        name_len = ffi.sizeof(ffi.typeof(t).fields[0][1].type)  # protoName: char[N]
-        out = {
-            "protoName": ffi.offsetof(t, "protoName"),
-            "protoName_len": name_len,
-            "protoCategory": ffi.offsetof(t, "protoCategory"),
-            "protoId": ffi.offsetof(t, "protoId"),
-            "protoBreed": ffi.offsetof(t, "protoBreed"),
-        }
-        if ffi.sizeof(ffi.typeof(t).fields[0][1].type.item) != 1:
+        fields = dict(ffi.typeof(t).fields)
+        name_type = fields["protoName"].type  # char[N]
+        if name_type.kind != "array" or ffi.sizeof(name_type.item) != 1:
             raise TypeError("protoName is not a char array")
-        for f in ("protoCategory", "protoBreed"):
-            if ffi.sizeof(dict(ffi.typeof(t).fields)[f].type) != 4:
-                raise TypeError(f"{f} is not a 4-byte enum")
-        if ffi.sizeof(dict(ffi.typeof(t).fields)["protoId"].type) != 2:
-            raise TypeError("protoId is not 16-bit")
+        sizes = {"protoCategory": 4, "protoBreed": 4, "protoId": 2}
+        for f, size in sizes.items():
+            if ffi.sizeof(fields[f].type) != size:
+                raise TypeError(f"{f} is not {size} bytes")
+        out = {f: ffi.offsetof(t, f) for f in ("protoName", *sizes)}
+        out["protoName_len"] = ffi.sizeof(name_type)
         return out
     except Exception:  # noqa: BLE001 - any problem: fall back, validation still applies
         return dict(_DEFAULT_LAYOUT)

@@ -130,7 +130,7 @@ def timeseries(title: str, times: Sequence[datetime], series: Sequence[tuple[str
                unit: str, subtitle: str = "", stacked: bool = False, y_label: str | None = None) -> bytes:
     """Line chart, or stacked area when `stacked`; the legend keeps the top series plus 'other'."""
     fig = _figure(title, subtitle)
-    ax = fig.add_axes((0.075, 0.13, 0.70 if len(series) > 1 else 0.9, 0.72))
+    ax = fig.add_axes((0.095, 0.13, 0.68 if len(series) > 1 else 0.88, 0.72))
     labels = [s[0] for s in series]
     values = [[(v if v is not None else math.nan) for v in s[1]] for s in series]
     if not times or not series or all(all(math.isnan(v) for v in vals) for vals in values):
@@ -145,7 +145,7 @@ def timeseries(title: str, times: Sequence[datetime], series: Sequence[tuple[str
     colors = _colors(labels)
     x = mdates.date2num(list(times))
     if stacked:
-        ax.stackplot(x, values, labels=labels, colors=colors, alpha=0.88, linewidth=0.6, edgecolor="white")
+        ax.stackplot(x, values, labels=labels, colors=colors, alpha=0.9, linewidth=0)
     else:
         for lab, vals, col in zip(labels, values, colors):
             marker = "o" if len(x) <= 30 else None
@@ -281,7 +281,7 @@ def sankey(title: str, links: Sequence[tuple[Sequence[str], float]], stages: Seq
     total = sum(v for _, v in links)
     gap = 0.02
     node_w = 0.018
-    xs = [0.12 + i * (0.76 / (ns - 1)) for i in range(ns)]
+    xs = [0.18 + i * (0.62 / (ns - 1)) for i in range(ns)]
     # node totals per stage, biggest first, 'other' last
     nodes: list[list[tuple[str, float]]] = []
     for s in range(ns):

@@ -22,6 +22,24 @@ class Store:
 
         for stmt in schema.statements():
             self.backend.command(stmt)
+        self.load_ndpi_lookups()
+
+    def load_ndpi_lookups(self) -> None:
+        """Fill the nDPI lookup tables behind L7_PROTO_NAME and L7_CATEGORY_NAME."""
+        try:
+            from flowscope.flows.ndpi_catalog import catalog
+
+            cat = catalog()
+        except Exception as exc:
+            log.warning("nDPI catalogue unavailable, L7 names will show ids: %s", exc)
+            return
+        self.command("TRUNCATE TABLE ndpi_protocols_table")
+        self.command("TRUNCATE TABLE ndpi_categories_table")
+        self.insert("ndpi_protocols_table", ["id", "name", "category"],
+                    [[p.id, p.name, p.category_id] for p in cat.protocols])
+        self.insert("ndpi_categories_table", ["id", "name"], [[k, v] for k, v in cat.categories.items()])
+        for name in ("ndpi_protocols", "ndpi_categories"):
+            self.command(f"SYSTEM RELOAD DICTIONARY {name}")
 
     def query(self, sql: str, params: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> Result:

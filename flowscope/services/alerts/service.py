@@ -571,8 +571,9 @@ class AlertsService:
         """WHERE clause over `alerts` (values as parameters) plus the caller's network scope."""
         parts, p = ["1"], {}
         if alert_ids:
-            parts.append("alert_id IN {ids:Array(UInt64)}")
-            p["ids"] = [int(i) for i in alert_ids]
+            # lists travel as one comma-separated parameter (portable across chDB and servers)
+            parts.append("has(arrayMap(x -> toUInt64OrZero(x), splitByChar(',', {ids:String})), alert_id)")
+            p["ids"] = ",".join(str(int(i)) for i in alert_ids)
         for col, val in (("entity_type", entity_type), ("entity_value", entity_value),
                          ("alert_type", alert_type), ("source", source), ("status", status)):
             if val:
@@ -600,7 +601,8 @@ class AlertsService:
             parts.append("positionCaseInsensitiveUTF8(description, {text:String}) > 0")
             p["text"] = text
         if principal is not None and getattr(principal, "allowed_networks", None):
-            parts.append(principal.sql_filter(["ip", "peer_ip"]))
+            # empty addresses (alerts about no host) become '::', which no IPv4 network contains
+            parts.append(principal.sql_filter(["if(ip = '', '::', ip)", "if(peer_ip = '', '::', peer_ip)"]))
         return " AND ".join(parts), p
 
     def get_alerts(self, principal: Any = None, *, limit: int = 50, offset: int = 0,
@@ -687,7 +689,8 @@ class AlertsService:
         out = {ip: {"score": 0, "alerts": 0, "unacknowledged": 0, "engaged": 0} for ip in ips}
         if not ips:
             return out
-        p: dict[str, Any] = {"ips": ips}
+        ips = [i for i in ips if "," not in i]
+        p: dict[str, Any] = {"ips": ",".join(ips)}
         cond = ""
         if since is not None:
             cond = " AND tstamp >= {since:DateTime64(3)}"
@@ -695,8 +698,9 @@ class AlertsService:
         res = self.store.query(
             "SELECT h, count(), sumIf(score, acknowledged = 0), countIf(acknowledged = 0), countIf(status = 'engaged') "
             "FROM (SELECT arrayJoin(arrayDistinct(arrayFilter(x -> x != '', [ip, peer_ip]))) AS h, score, "
-            "acknowledged, status FROM alerts FINAL WHERE (ip IN {ips:Array(String)} OR peer_ip IN {ips:Array(String)})"
-            + cond + ") WHERE h IN {ips:Array(String)} GROUP BY h", p)
+            "acknowledged, status FROM alerts FINAL WHERE (has(splitByChar(',', {ips:String}), ip) "
+            "OR has(splitByChar(',', {ips:String}), peer_ip))" + cond + ") "
+            "WHERE has(splitByChar(',', {ips:String}), h) GROUP BY h", p)
         for h, n, s, u, e in res.rows:
             out[h] = {"score": int(s or 0), "alerts": int(n), "unacknowledged": int(u), "engaged": int(e)}
         return out

@@ -73,6 +73,7 @@ class Identity:
     dhcp: dict[str, str] = field(default_factory=dict)
     user_agents: list[str] = field(default_factory=list)
     is_local: bool = False
+    is_gateway: bool = False  # hosts: its MAC routes remote addresses
     first_seen: float = 0.0
     last_seen: float = 0.0
     score: int = 0
@@ -105,7 +106,7 @@ class Identity:
     def device_type(self) -> str:
         if self.type == "host" and not self.is_local:
             return ""  # remote hosts: names are servers' names, not device hints
-        gateway = self.type == "network_device"
+        gateway = self.type == "network_device" or self.is_gateway
         return osguess.device_type(self.os, list(self.names), self.manufacturer, self.mdns_services, gateway,
                                    [f"{k} {v}" for k, v in self.services.items()])
 
@@ -225,6 +226,7 @@ class HostModel:
             if h.is_local:
                 if h.mac != m.mac:
                     h.mac, h.dirty = m.mac, True
+                    h.is_gateway = m.type == "network_device"
                 if h.ip not in m.ips:
                     m.dirty = True
                 m.ips[h.ip] = max(ts, m.ips.get(h.ip, 0))
@@ -242,6 +244,10 @@ class HostModel:
                         m.ips[h.ip] = ts
                     if m.remote_ips >= GATEWAY_REMOTE_IPS and m.type != "network_device":
                         m.type, m.dirty = "network_device", True
+                if m.type == "network_device":
+                    for other in self.hosts.values():
+                        if other.mac == m.mac and not other.is_gateway:
+                            other.is_gateway, other.dirty = True, True
 
     def observe_name(self, ip: str, name: str, source: str, ts: float, vlan: int = 0, mac: str = "") -> None:
         name = (name or "").strip().rstrip(".")
@@ -427,6 +433,7 @@ class HostModel:
                 ident.mdns_services = list(info.get("mdns_services", []))
                 ident.ips = {x["ip"]: _epoch(x.get("last_seen")) for x in info.get("ips", [])}
                 ident.remote_ips = int(info.get("remote_ips", 0))
+                ident.is_gateway = bool(info.get("is_gateway", False))
                 ident.dhcp = dict(info.get("dhcp", {}))
                 ident.user_agents = list(info.get("user_agents", []))
                 ident.dirty = False
@@ -492,6 +499,7 @@ def _asset_row(i: Identity) -> dict[str, Any]:
     d = i.as_dict()
     info = {k: d[k] for k in ("names", "os_evidence", "services", "mdns_services", "ips", "dhcp", "user_agents")}
     info["remote_ips"] = i.remote_ips
+    info["is_gateway"] = i.is_gateway
     info["name_source"] = d["name_source"]
     return {
         "type": i.type, "key": i.key, "ip": i.ip, "mac": i.mac, "vlan": i.vlan, "name": d["name"],

@@ -214,6 +214,27 @@ _PRIV = {
 }
 
 
+class _NoMibCompiler:
+    """Stands in for pysmi's MIB compiler: flowscope uses numeric OIDs only, and the default
+    compiler would fetch missing MIB files from the Internet. Missing MIBs simply stay missing."""
+
+    def compile(self, *names, **kw):
+        from pysnmp.smi import error
+
+        raise error.MibNotFoundError(f"MIB compilation disabled ({', '.join(names)})")
+
+
+def _no_mib_compiler(engine) -> None:
+    try:
+        import pysnmp.smi.mibs as mibs_pkg
+
+        mb = engine.get_mib_builder()
+        if not mb.get_mib_compiler():
+            mb.set_mib_compiler(_NoMibCompiler(), mibs_pkg.__path__[0])
+    except Exception:  # older/newer pysnmp layouts: keep the default
+        log.debug("could not disable the MIB compiler", exc_info=True)
+
+
 class Session:
     """One device's SNMP session: its own engine, so v3 users of different devices never clash."""
 
@@ -223,6 +244,7 @@ class Session:
         self._h = h
         self.dev = dev
         self.engine = h.SnmpEngine()
+        _no_mib_compiler(self.engine)
         if dev.version in ("v1", "v2c"):
             self.auth = h.CommunityData(dev.community.reveal() if dev.community else "",
                                         mpModel=0 if dev.version == "v1" else 1)

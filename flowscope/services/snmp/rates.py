@@ -39,6 +39,8 @@ class CounterSample:
     in_discards: Optional[int] = None
     out_discards: Optional[int] = None
     discontinuity: Optional[int] = None   # ifCounterDiscontinuityTime, when the agent has it
+    in_pkts: Optional[int] = None          # unicast packets, same width as the octet counters
+    out_pkts: Optional[int] = None
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Rates:
     out_bps: Optional[float] = None
     in_util: Optional[float] = None      # percent of speed_bps
     out_util: Optional[float] = None
+    in_pps: Optional[float] = None
+    out_pps: Optional[float] = None
     in_errors_ps: Optional[float] = None
     out_errors_ps: Optional[float] = None
     in_discards_ps: Optional[float] = None
@@ -56,7 +60,7 @@ class Rates:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in (
-            "in_bps", "out_bps", "in_util", "out_util", "in_errors_ps", "out_errors_ps",
+            "in_bps", "out_bps", "in_util", "out_util", "in_pps", "out_pps", "in_errors_ps", "out_errors_ps",
             "in_discards_ps", "out_discards_ps")}
 
 
@@ -86,12 +90,11 @@ def agent_restarted(prev_ticks: Optional[int], cur_ticks: Optional[int], elapsed
     if prev_ticks is None or cur_ticks is None:
         return False
     tol = max(5.0, 0.25 * elapsed_s)
-    if cur_ticks / 100.0 + tol < elapsed_s:
-        return True      # up for less time than has passed since the previous poll
     if cur_ticks < prev_ticks:
         wrapped_s = (cur_ticks + C32 - prev_ticks) / 100.0
         return abs(wrapped_s - elapsed_s) > tol   # not sysUpTime's own 497-day wrap
-    return False
+    # up for less time than has passed since the previous poll: it came up in between
+    return cur_ticks / 100.0 + tol < elapsed_s
 
 
 def compute_rates(prev: Optional[CounterSample], cur: CounterSample) -> Optional[Rates]:
@@ -122,6 +125,10 @@ def compute_rates(prev: Optional[CounterSample], cur: CounterSample) -> Optional
             out.out_bps = d_out * 8.0 / elapsed
         if (d_in is None and prev.in_octets is not None) or (d_out is None and prev.out_octets is not None):
             out.notes.append("octet counter went back (reset): no byte rate for this interval")
+        for name in ("in_pkts", "out_pkts"):
+            d = counter_delta(getattr(prev, name), getattr(cur, name), cur.octet_bits, max_frames)
+            if d is not None:
+                setattr(out, name.replace("pkts", "pps"), d / elapsed)
     else:
         out.notes.append("counter width changed (32/64-bit): no byte rate for this interval")
     if speed:

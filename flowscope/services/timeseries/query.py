@@ -24,6 +24,8 @@ STEPS = (60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 MAX_POINTS = 2000
 MAX_ROWS = 200_000
 FLOW_SCOPE_COLUMNS = ("SRC_IP", "DST_IP")
+#: dimensions whose values are addresses: restricted users may only name ones inside their networks
+IP_DIMENSIONS = {"host", "client", "server", "device", "target"}
 
 
 class TimeseriesError(Exception):
@@ -209,7 +211,25 @@ def source_for(kind: SeriesKind, table: str | None, principal) -> Source:
     return Source(f"`{kind.raw_table}`", kind.time_column, "raw", kind.raw_table, scope)
 
 
-def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict) -> str:
+def check_visible(principal, name: str, values: list) -> None:
+    if not principal.restricted or name not in IP_DIMENSIONS:
+        return
+    for v in values:
+        if not principal.can_see(str(v)):
+            raise TimeseriesError(f"{name} {v} is outside your allowed networks")
+
+
+def _in_params(params: dict, prefix: str, values: list) -> str:
+    if not values or len(values) > 100:
+        raise TimeseriesError("give 1 to 100 values per filter")
+    names = []
+    for j, v in enumerate(values):
+        params[f"{prefix}_{j}"] = str(v)
+        names.append(f"{{{prefix}_{j}:String}}")
+    return ", ".join(names)
+
+
+def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, principal) -> str:
     terms = [f"`{src.time}` >= {{t_start:DateTime64(3, 'UTC')}}", f"`{src.time}` < {{t_end:DateTime64(3, 'UTC')}}",
              src.scope]
     for i, (name, value) in enumerate((filters or {}).items()):
@@ -218,8 +238,8 @@ def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params
             raise TimeseriesError(f"{kind.entity} cannot be filtered by {name!r}; filters: "
                                   f"{', '.join(d.name for d in kind.dimensions)}")
         values = value if isinstance(value, list) else [value]
-        params[f"f{i}"] = [str(v) for v in values]
-        terms.append(f"toString({dim.expr}) IN {{f{i}:Array(String)}}")
+        check_visible(principal, name, values)
+        terms.append(f"toString({dim.expr}) IN ({_in_params(params, f'f{i}', values)})")
     return " AND ".join(f"({t})" for t in terms)
 
 
@@ -288,9 +308,8 @@ def fetch(app, principal, specs: list[dict], start=None, end=None, resolution: s
     times = [t0 + timedelta(seconds=i * step) for i in range(n)]
     out = SeriesSet(t0, t1, step, "", [], times, [])
     for spec, kind in zip(specs, kinds):
-        _, table = choose_step(kind, t0, t1, None if resolution in (None, "auto") else resolution, max_points)
-        if kind.tables and table:
-            # the step is common to all specs: read the coarsest rollup dividing it
+        table = None
+        if kind.tables:  # the step is common to all specs: read the coarsest rollup dividing it
             table = kind.tables[max((r for r in kind.tables if step % RESOLUTIONS[r] == 0),
                                     key=lambda r: RESOLUTIONS[r])]
         src = source_for(kind, table, principal)
@@ -301,7 +320,7 @@ def fetch(app, principal, specs: list[dict], start=None, end=None, resolution: s
             raise TimeseriesError(f"{kind.entity} cannot be split by {split!r}; use one of "
                                   f"{', '.join(d.name for d in kind.dimensions)}")
         params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1), "step": step}
-        where = _where(kind, src, spec.get("filters"), params)
+        where = _where(kind, src, spec.get("filters"), params, principal)
         group = f"toString({kind.dimension(split).expr})" if split else "''"
         unit_col = unit_column(kind)
         aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
@@ -390,7 +409,7 @@ def summarize(series: Series, times: list[datetime], step: int) -> dict[str, Any
     if series.kind == "counter":
         out["total"] = sum(vals)
         if series.rate_factor != 1.0:
-            out["avg_rate"] = round(out["total"] / (len(series.values) * step) * (series.rate_factor * step), 3)
+            out["avg_rate"] = round(out["total"] * series.rate_factor / len(series.values), 3)
             out["peak_rate"] = round(peak_v * series.rate_factor, 3)
             out["rate_unit"] = series.rate_unit
     return out
@@ -429,7 +448,7 @@ def rank(app, principal, entity: str, dimension: str, metric: str, start=None, e
         table = kind.tables[res]
     src = source_for(kind, table, principal)
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
-    where = _where(kind, src, filters, params)
+    where = _where(kind, src, filters, params, principal)
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
     sql = (f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g "
            f"ORDER BY m0 DESC, g LIMIT 100000")
@@ -486,8 +505,9 @@ def sankey_links(app, principal, start=None, end=None, filters: dict | None = No
     for i, (name, val) in enumerate((filters or {}).items()):
         if name not in allowed:
             raise TimeseriesError(f"sankey filters: {', '.join(allowed)}")
-        params[f"f{i}"] = [str(v) for v in (val if isinstance(val, list) else [val])]
-        terms.append(f"toString({allowed[name]}) IN {{f{i}:Array(String)}}")
+        vals = val if isinstance(val, list) else [val]
+        check_visible(principal, name, vals)
+        terms.append(f"toString({allowed[name]}) IN ({_in_params(params, f'f{i}', vals)})")
     sql = (f"SELECT SRC_IP, {APP_LABEL} AS app, DST_IP, {value} AS v FROM flows WHERE "
            + " AND ".join(f"({t})" for t in terms) + " GROUP BY SRC_IP, app, DST_IP ORDER BY v DESC LIMIT 200000")
     rows = [(r[0], r[1], r[2], _num(r[3])) for r in app.store.query(sql, params).rows]

@@ -1,0 +1,417 @@
+"""Alert tools: query, count and acknowledge alerts; manage exclusions; expected servers."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+
+Severity = Literal["info", "notice", "warning", "error", "critical", "emergency"]
+EntityType = Literal["host", "flow", "domain", "am_host", "snmp_device", "snmp_interface", "policy", "system"]
+
+
+def _svc(call: ToolContext) -> Any:
+    svc = call.app.components.get("alerts")
+    if svc is None:
+        raise ToolError("the alerts component is not running on this server")
+    return svc
+
+
+def _time(value: str | None) -> float | None:
+    try:
+        from flowscope.services.flows import parse_time
+    except Exception:  # pragma: no cover
+        parse_time = None
+    if value in (None, ""):
+        return None
+    try:
+        if parse_time is not None:
+            return parse_time(value)
+        return float(value)
+    except Exception as exc:
+        raise ToolError(str(exc) or f"cannot read time {value!r}: use ISO 8601, epoch seconds or 1h/7d") from None
+
+
+def _iso(text: Any) -> str | None:
+    if text in (None, "", "1970-01-01 00:00:00.000"):
+        return None
+    t = str(text)
+    return t.replace(" ", "T") + ("Z" if not t.endswith("Z") else "")
+
+
+class AlertFilters(BaseModel):
+    entity_type: EntityType | None = Field(None, description="Only alerts about this kind of entity")
+    entity_value: str | None = Field(None, description="Only alerts about this entity (IP, probe target, policy name...)")
+    alert_type: str | None = Field(None, description="Only this alert type, e.g. port_scan, am_threshold_cross, "
+                                                     "policy_violation, flow_risk_self_signed_cert")
+    severity: Severity | None = Field(None, description="Only this exact severity")
+    min_severity: Severity | None = Field(None, description="Only this severity or worse")
+    source: Literal["flow", "host", "probe", "snmp", "policy", "system"] | None = Field(
+        None, description="Only alerts raised by this component")
+    status: Literal["engaged", "released", "stored"] | None = Field(
+        None, description="engaged: condition still true; released: ended; stored: one-shot")
+    acknowledged: bool | None = Field(None, description="true: only acknowledged; false: only unacknowledged")
+    host: str | None = Field(None, description="Only alerts involving this IP (either side)")
+    begin: str | None = Field(None, description="From: ISO time, epoch seconds or a span back from now (1h, 7d)")
+    end: str | None = Field(None, description="To: ISO time or epoch seconds")
+    text: str | None = Field(None, max_length=200, description="Only alerts whose description contains this text")
+
+    def filters(self, call: ToolContext) -> dict[str, Any]:
+        if self.host:
+            try:
+                ipaddress.ip_address(self.host)
+            except ValueError:
+                raise ToolError(f"host must be an IP address (got {self.host!r})") from None
+            call.require_visible(self.host)
+        return {"entity_type": self.entity_type, "entity_value": self.entity_value, "alert_type": self.alert_type,
+                "severity": self.severity, "min_severity": self.min_severity, "source": self.source,
+                "status": self.status, "acknowledged": self.acknowledged, "ip": self.host,
+                "start": _time(self.begin), "end": _time(self.end), "text": self.text}
+
+
+class GetAlertsParams(AlertFilters):
+    order: Literal["newest", "oldest", "score", "severity"] = Field("newest", description="Sort order")
+    limit: int = Field(50, ge=1, le=500, description="Max alerts returned")
+    offset: int = Field(0, ge=0, le=1_000_000, description="Skip this many (paging)")
+
+
+class Alert(BaseModel):
+    alert_id: int
+    time: str
+    end_time: str | None
+    entity_type: str
+    entity_value: str
+    alert_type: str
+    severity: str
+    score: int
+    status: str
+    source: str
+    ip: str = ""
+    peer_ip: str = ""
+    description: str
+    occurrences: int
+    acknowledged: bool
+    ack_by: str = ""
+    ack_time: str | None = None
+    ack_comment: str = ""
+    evidence: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: dict) -> "Alert":
+        return cls(alert_id=int(r["alert_id"]), time=_iso(r["tstamp"]) or "", end_time=_iso(r["tstamp_end"]),
+                   entity_type=r["entity_type"], entity_value=r["entity_value"], alert_type=r["alert_type"],
+                   severity=r["severity"], score=int(r["score"]), status=r["status"], source=r["source"],
+                   ip=r["ip"], peer_ip=r["peer_ip"], description=r["description"],
+                   occurrences=int(r["occurrences"]), acknowledged=bool(int(r["acknowledged"])), ack_by=r["ack_by"],
+                   ack_time=_iso(r.get("ack_time")), ack_comment=r["ack_comment"], evidence=r["evidence"])
+
+    def line(self) -> str:
+        ack = " [ack]" if self.acknowledged else ""
+        return (f"#{self.alert_id} {self.time} {self.severity.upper()} score={self.score} {self.alert_type} "
+                f"{self.entity_type}={self.entity_value} ({self.status}{ack}): {self.description}")
+
+
+class AlertsPage(BaseModel):
+    alerts: list[Alert]
+    truncated: bool = Field(description="More alerts match: use next_offset")
+    next_offset: int | None = None
+
+    def text(self) -> str:
+        head = f"{len(self.alerts)} alert(s)" + (" (more: use offset)" if self.truncated else "")
+        return "\n".join([head] + [a.line() for a in self.alerts])
+
+
+@tool(title="Get alerts", example={"min_severity": "warning", "begin": "24h", "limit": 20})
+async def get_alerts(call: ToolContext, params: GetAlertsParams) -> AlertsPage:
+    """Alerts from every source (nDPI flow risks, host scans/floods/score/unexpected servers, active
+    monitoring, SNMP, AI policies), newest first. Filter by entity, type, severity, source, status,
+    acknowledged, host or time; page with limit/offset. Each alert carries its JSON evidence."""
+    svc = _svc(call)
+    try:
+        rows, more = await asyncio.to_thread(svc.get_alerts, call.principal, limit=params.limit,
+                                             offset=params.offset, order=params.order, **params.filters(call))
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    return AlertsPage(alerts=[Alert.of(r) for r in rows], truncated=more,
+                      next_offset=params.offset + params.limit if more else None)
+
+
+class StatsParams(AlertFilters):
+    top: int = Field(20, ge=1, le=200, description="Max rows per breakdown")
+
+
+class Count(BaseModel):
+    value: str
+    count: int
+    unacknowledged: int
+
+
+class EntityCount(BaseModel):
+    entity_type: str
+    entity_value: str
+    count: int
+    score: int
+    max_severity: str
+
+
+class AlertStats(BaseModel):
+    total: int
+    unacknowledged: int
+    engaged: int
+    score: int
+    first: str | None
+    last: str | None
+    by_type: list[Count]
+    by_severity: list[Count]
+    by_entity_type: list[Count]
+    by_source: list[Count]
+    top_entities: list[EntityCount]
+
+    def text(self) -> str:
+        lines = [f"{self.total} alerts ({self.unacknowledged} unacknowledged, {self.engaged} engaged)"]
+        for name in ("by_severity", "by_type", "by_source"):
+            items = getattr(self, name)
+            lines.append(name.replace("_", " ") + ": " + ", ".join(f"{c.value}={c.count}" for c in items))
+        lines.append("top entities: " + ", ".join(f"{e.entity_type}:{e.entity_value}={e.count}"
+                                                 for e in self.top_entities[:10]))
+        return "\n".join(lines)
+
+
+@tool(title="Alert statistics", example={"begin": "7d"})
+async def get_alert_stats(call: ToolContext, params: StatsParams) -> AlertStats:
+    """Alert counts by type, severity, entity type and source, plus the entities with the most alert
+    score, over the same filters as get_alerts."""
+    svc = _svc(call)
+    try:
+        st = await asyncio.to_thread(svc.get_stats, call.principal, params.top, **params.filters(call))
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    st["first"], st["last"] = _iso(st["first"]), _iso(st["last"])
+    return AlertStats(**st)
+
+
+class AckParams(AlertFilters):
+    alert_ids: list[int] | None = Field(None, max_length=10_000, description="Alerts to acknowledge, by id")
+    all_matching: bool = Field(False, description="Acknowledge every alert matching the filters (needed when no "
+                                                  "alert_ids are given)")
+    comment: str = Field("", max_length=1000, description="Why they are acknowledged")
+    unacknowledge: bool = Field(False, description="Undo: mark the alerts unacknowledged again")
+
+
+class AckResult(BaseModel):
+    changed: int
+    acknowledged: bool
+
+    def text(self) -> str:
+        return f"{self.changed} alert(s) {'acknowledged' if self.acknowledged else 'unacknowledged'}"
+
+
+@tool(write=True, destructive=False, title="Acknowledge alerts",
+      example={"alert_ids": [123456789], "comment": "known backup job"})
+async def acknowledge_alerts(call: ToolContext, params: AckParams) -> AckResult:
+    """Mark alerts as acknowledged (seen and handled), by id or by filters with all_matching=true
+    (at most 10000 at a time). Acknowledged alerts stay queryable (acknowledged=true)."""
+    if not params.alert_ids and not params.all_matching:
+        raise ToolError("give alert_ids, or filters with all_matching=true")
+    filters = params.filters(call)
+    filters.pop("acknowledged", None)
+    svc = _svc(call)
+    try:
+        n = await asyncio.to_thread(svc.acknowledge, call.principal, call.principal.name, params.comment,
+                                    acknowledged=not params.unacknowledge, alert_ids=params.alert_ids, **filters)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+    return AckResult(changed=n, acknowledged=not params.unacknowledge)
+
+
+# --- exclusions --------------------------------------------------------------------------------
+
+class Exclusion(BaseModel):
+    id: int
+    kind: str
+    value: str
+    alert_types: list[str]
+    reason: str
+    created_by: str
+    created_at: float
+
+    def line(self) -> str:
+        types = ",".join(self.alert_types) or "all alert types"
+        return f"#{self.id} {self.kind} {self.value} ({types}) by {self.created_by}: {self.reason}"
+
+
+class ExclusionResult(BaseModel):
+    exclusion: Exclusion
+    message: str
+
+    def text(self) -> str:
+        return self.message
+
+
+class HostExclusionParams(BaseModel):
+    host: str = Field(description="IP address or CIDR whose alerts (as either side of a flow) are not raised")
+    reason: str = Field(min_length=3, max_length=500, description="(required) why these alerts are expected")
+    alert_types: list[str] = Field(default_factory=list, max_length=50,
+                                   description="Only exclude these alert types (default: all)")
+
+
+class DomainExclusionParams(BaseModel):
+    domain: str = Field(description="Domain name (SNI, HTTP host, DNS query); subdomains are included")
+    reason: str = Field(min_length=3, max_length=500, description="(required) why these alerts are expected")
+    alert_types: list[str] = Field(default_factory=list, max_length=50,
+                                   description="Only exclude these alert types (default: all)")
+
+
+class CertificateExclusionParams(BaseModel):
+    certificate: str = Field(description="TLS certificate to trust: its server name (subject/SNI, *.example.com), "
+                                         "or the SHA-1 / JA3S fingerprint or issuer DN text seen in the evidence")
+    reason: str = Field(min_length=3, max_length=500, description="(required) why this certificate is accepted")
+    alert_types: list[str] = Field(default_factory=list, max_length=50,
+                                   description="Only exclude these certificate alert types (default: all of them: "
+                                               "self-signed, expired, mismatch, validity too long, about to expire, "
+                                               "malicious SHA-1)")
+
+
+def _add_exclusion(call: ToolContext, kind: str, value: str, reason: str, types: list[str]) -> ExclusionResult:
+    from flowscope.services.alerts.exclusions import ExclusionError
+
+    p = call.principal
+    if p.restricted:
+        if kind != "host":
+            raise ToolError("users limited to some networks can only add host exclusions inside them")
+        try:
+            net = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ToolError(f"host must be an IP address or CIDR (got {value!r})") from None
+        if not any(net.version == a.version and net.subnet_of(a) for a in p.allowed_networks):
+            raise ToolError(f"{value} is outside your allowed networks")
+    try:
+        ex = _svc(call).exclusions.add(kind, value, reason, p.name, types)
+    except ExclusionError as exc:
+        raise ToolError(str(exc)) from None
+    return ExclusionResult(exclusion=Exclusion(**ex),
+                           message=f"{kind} exclusion #{ex['id']} for {ex['value']} added: matching alerts are no "
+                                   "longer raised (existing alerts stay)")
+
+
+@tool(write=True, title="Add host alert exclusion",
+      example={"host": "192.168.1.20", "reason": "vulnerability scanner", "alert_types": ["port_scan"]})
+async def add_host_alert_exclusion(call: ToolContext, params: HostExclusionParams) -> ExclusionResult:
+    """Stop raising alerts for a host or network (either end of a flow, or the host of a host alert),
+    optionally only some alert types. A reason is required; list_alert_exclusions shows them."""
+    return _add_exclusion(call, "host", params.host, params.reason, params.alert_types)
+
+
+@tool(write=True, title="Add domain alert exclusion",
+      example={"domain": "updates.example.com", "reason": "internal update server"})
+async def add_domain_alert_exclusion(call: ToolContext, params: DomainExclusionParams) -> ExclusionResult:
+    """Stop raising alerts whose flow or evidence names this domain or a subdomain of it (TLS SNI,
+    HTTP Host, DNS query), optionally only some alert types. A reason is required."""
+    return _add_exclusion(call, "domain", params.domain, params.reason, params.alert_types)
+
+
+@tool(write=True, title="Add certificate alert exclusion",
+      example={"certificate": "intranet.example.lan", "reason": "internal CA, self-signed on purpose"})
+async def add_certificate_alert_exclusion(call: ToolContext, params: CertificateExclusionParams) -> ExclusionResult:
+    """Accept a TLS certificate: certificate alerts (self-signed, expired, mismatch...) about this server
+    name or fingerprint are no longer raised. A reason is required."""
+    return _add_exclusion(call, "certificate", params.certificate, params.reason, params.alert_types)
+
+
+class ListExclusionsParams(BaseModel):
+    kind: Literal["host", "domain", "certificate"] | None = Field(None, description="Only this kind")
+    limit: int = Field(200, ge=1, le=5000)
+
+
+class ExclusionList(BaseModel):
+    exclusions: list[Exclusion]
+    truncated: bool
+
+    def text(self) -> str:
+        return "\n".join([f"{len(self.exclusions)} exclusion(s)"] + [e.line() for e in self.exclusions])
+
+
+@tool(title="List alert exclusions", example={"kind": "host"})
+async def list_alert_exclusions(call: ToolContext, params: ListExclusionsParams) -> ExclusionList:
+    """Host, domain and certificate alert exclusions, with who added them and why."""
+    items = _svc(call).exclusions.list(params.kind)
+    return ExclusionList(exclusions=[Exclusion(**e) for e in items[:params.limit]], truncated=len(items) > params.limit)
+
+
+class RemoveExclusionParams(BaseModel):
+    id: int = Field(ge=1, description="Exclusion id from list_alert_exclusions")
+
+
+class Removed(BaseModel):
+    id: int
+    kind: str
+    value: str
+
+    def text(self) -> str:
+        return f"exclusion #{self.id} ({self.kind} {self.value}) removed: matching alerts are raised again"
+
+
+@tool(write=True, title="Remove alert exclusion", example={"id": 3})
+async def remove_alert_exclusion(call: ToolContext, params: RemoveExclusionParams) -> Removed:
+    """Remove an alert exclusion: matching alerts are raised again from now on."""
+    from flowscope.services.alerts.exclusions import ExclusionError
+
+    svc = _svc(call)
+    ex = next((e for e in svc.exclusions.list() if e["id"] == params.id), None)
+    if ex and call.principal.restricted and not call.principal.is_admin:
+        if ex["kind"] != "host" or ex["created_by"] != call.principal.name:
+            raise ToolError("users limited to some networks can only remove host exclusions they added")
+    try:
+        return Removed(**svc.exclusions.remove(params.id))
+    except ExclusionError as exc:
+        raise ToolError(str(exc)) from None
+
+
+# --- expected servers --------------------------------------------------------------------------
+
+class ExpectedParams(BaseModel):
+    observed_limit: int = Field(10, ge=0, le=200, description="Observed servers listed per kind (0: none)")
+
+
+class ObservedServer(BaseModel):
+    server: str
+    flows: int
+    clients: int
+    last_seen: str | None
+    expected: bool | None = Field(description="In the expected list; null when no list is configured for the kind")
+
+
+class ExpectedServers(BaseModel):
+    expected: dict[str, list[str]] = Field(description="Configured lists ([expected_servers] in flowscope.toml): "
+                                                       "dns, dhcp, ntp, smtp (IPs/CIDRs), gateway (MAC addresses)")
+    observed: dict[str, list[ObservedServer]]
+    note: str
+
+    def text(self) -> str:
+        lines = [self.note]
+        for k, v in self.expected.items():
+            lines.append(f"{k}: expected {', '.join(v) or '(not configured)'}; observed "
+                         + ", ".join(f"{o.server}{'' if o.expected in (None, True) else ' (UNEXPECTED)'}"
+                                     for o in self.observed.get(k, [])))
+        return "\n".join(lines)
+
+
+@tool(title="List expected servers", example={})
+async def list_expected_servers(call: ToolContext, params: ExpectedParams) -> ExpectedServers:
+    """The configured expected DNS, DHCP, NTP, SMTP servers and gateways, and the servers actually seen in
+    stored flows for each, flagged when unexpected. A server not in a configured list raises an
+    unexpected_<kind>_server host alert the first time it is seen."""
+    svc = _svc(call)
+    observed = {}
+    if params.observed_limit:
+        raw = await asyncio.to_thread(svc.observed_servers, call.principal, params.observed_limit)
+        observed = {k: [ObservedServer(server=o["server"], flows=o["flows"], clients=o["clients"],
+                                       last_seen=_iso(o["last_seen"]), expected=o["expected"]) for o in v]
+                    for k, v in raw.items()}
+    return ExpectedServers(expected=svc.expected_servers(), observed=observed,
+                           note="Kinds without a configured list are not checked. Configure them in flowscope.toml "
+                                "under [expected_servers], e.g. dns = [\"192.168.1.1\"].")

@@ -1,0 +1,219 @@
+"""Host traffic as aggregations over the `flows` history and the live table.
+
+A flow gives its client "sent = SRC2DST, received = DST2SRC" and its server the reverse, so a
+host's totals are sums over the flows where it is either end: the same per-host Tx/Rx that
+`tshark -z endpoints,ip` counts from packets (bytes are link-layer frame bytes on both sides).
+All values travel as `{name:Type}` parameters; principal filters come from `Principal.sql_filter`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Iterable
+
+L4 = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 132: "SCTP"}
+
+# One row per (flow, end): the host's view of each flow.
+_SIDE_COLS = (
+    "{h}_IP AS ip, VLAN_ID AS vlan, {p}_IP AS peer, {h}2{p}_BYTES AS s_bytes, {p}2{h}_BYTES AS r_bytes, "
+    "{h}2{p}_PACKETS AS s_pkts, {p}2{h}_PACKETS AS r_pkts, {client} AS as_client, "
+    "FIRST_SEEN, LAST_SEEN, SCORE, PROTOCOL, L7_PROTO_NAME AS app, {h}_COUNTRY_CODE AS country, {h}_ASN AS asn"
+)
+
+
+def host_sides(where: str = "1", src_where: str = "1", dst_where: str = "1") -> str:
+    """SQL subquery text: both ends of every flow matching `where` (our own SQL with params only)."""
+    a = _SIDE_COLS.format(h="SRC", p="DST", client=1)
+    b = _SIDE_COLS.format(h="DST", p="SRC", client=0)
+    return (f"(SELECT {a} FROM flows WHERE ({where}) AND ({src_where}) "
+            f"UNION ALL SELECT {b} FROM flows WHERE ({where}) AND ({dst_where}))")
+
+
+def time_where(begin: float | None, end: float | None, params: dict[str, Any]) -> str:
+    where = []
+    if begin is not None:
+        params["begin"] = float(begin)
+        where.append("LAST_SEEN >= toDateTime64({begin:Float64}, 3, 'UTC')")
+    if end is not None:
+        params["end"] = float(end)
+        where.append("FIRST_SEEN <= toDateTime64({end:Float64}, 3, 'UTC')")
+    return " AND ".join(where) or "1"
+
+
+def _host_params(ip: str, vlan: int | None, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(common where, src where, dst where) selecting one host by address (and VLAN)."""
+    a = ipaddress.ip_address(ip)
+    params["hip"] = str(a)
+    common = "1"
+    if vlan is not None:
+        params["hvlan"] = int(vlan)
+        common = "VLAN_ID = {hvlan:UInt16}"
+    if a.version == 4:
+        params["hnum"] = int(a)
+        s = "IP_PROTOCOL_VERSION = 4 AND IPV4_SRC_ADDR = {hnum:UInt32}"
+        d = "IP_PROTOCOL_VERSION = 4 AND IPV4_DST_ADDR = {hnum:UInt32}"
+    else:
+        s = "IP_PROTOCOL_VERSION = 6 AND IPV6_SRC_ADDR = toIPv6({hip:String})"
+        d = "IP_PROTOCOL_VERSION = 6 AND IPV6_DST_ADDR = toIPv6({hip:String})"
+    return common, s, d
+
+
+_TOTALS = (
+    "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, sum(s_pkts) AS packets_sent, "
+    "sum(r_pkts) AS packets_rcvd, count() AS flows, sum(as_client) AS flows_as_client, "
+    "count() - sum(as_client) AS flows_as_server, toUnixTimestamp64Milli(min(FIRST_SEEN)) / 1000 AS first_seen, "
+    "toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last_seen, sum(SCORE) AS score"
+)
+
+
+def host_history(store, ip: str, vlan: int | None = None, begin: float | None = None, end: float | None = None,
+                 top: int = 10) -> dict[str, Any]:
+    """Totals, applications, L4 protocols, peers and listening services of one host from `flows`."""
+    params: dict[str, Any] = {"top": int(top)}
+    common, s, d = _host_params(ip, vlan, params)
+    where = f"({common}) AND ({time_where(begin, end, params)})"
+    sides = host_sides(where, s, d)
+    totals = store.query(f"SELECT {_TOTALS} FROM {sides}", params).dicts()
+    out: dict[str, Any] = {"totals": totals[0] if totals and totals[0]["flows"] else _empty_totals()}
+    if not out["totals"]["flows"]:
+        out.update(applications=[], l4_protocols=[], peers=[], services=[], vlans=[])
+        return out
+    out["applications"] = store.query(
+        f"SELECT app AS application, sum(s_bytes + r_bytes) AS bytes, sum(s_bytes) AS bytes_sent, "
+        f"sum(r_bytes) AS bytes_rcvd, count() AS flows FROM {sides} GROUP BY app ORDER BY bytes DESC, "
+        "application LIMIT {top:UInt32}", params).dicts()
+    l4 = store.query(
+        f"SELECT PROTOCOL AS proto, sum(s_bytes + r_bytes) AS bytes, sum(s_bytes) AS bytes_sent, "
+        f"sum(r_bytes) AS bytes_rcvd, count() AS flows FROM {sides} GROUP BY PROTOCOL ORDER BY bytes DESC "
+        "LIMIT {top:UInt32}", params).dicts()
+    for r in l4:
+        num = r.pop("proto")
+        r["l4_proto"] = L4.get(num) or str(num)
+    out["l4_protocols"] = l4
+    out["peers"] = store.query(
+        f"SELECT peer AS ip, sum(s_bytes + r_bytes) AS bytes, sum(s_bytes) AS bytes_sent, "
+        f"sum(r_bytes) AS bytes_rcvd, count() AS flows, groupUniqArray(5)(app) AS applications "
+        f"FROM {sides} GROUP BY peer ORDER BY bytes DESC, ip LIMIT {{top:UInt32}}", params).dicts()
+    out["peers_total"] = store.query(f"SELECT uniqExact(peer) FROM {sides}", params).scalar() or 0
+    out["services"] = store.query(
+        "SELECT multiIf(PROTOCOL = 6, 'tcp', PROTOCOL = 17, 'udp', toString(PROTOCOL)) AS proto, "
+        "IP_DST_PORT AS port, anyHeavy(L7_PROTO_NAME) AS application, count() AS flows, "
+        "uniqExact(SRC_IP) AS clients, sum(TOTAL_BYTES) AS bytes FROM flows "
+        f"WHERE ({where}) AND ({d}) AND DST2SRC_PACKETS > 0 AND IP_DST_PORT > 0 AND "
+        "(PROTOCOL = 17 OR (PROTOCOL = 6 AND bitAnd(DST2SRC_TCP_FLAGS, 18) = 18)) "
+        "GROUP BY proto, port ORDER BY flows DESC, port LIMIT {top:UInt32}", params).dicts()
+    out["vlans"] = [r[0] for r in store.query(f"SELECT DISTINCT vlan FROM {sides} ORDER BY vlan", params).rows]
+    return out
+
+
+def _empty_totals() -> dict[str, Any]:
+    return {"bytes_sent": 0, "bytes_rcvd": 0, "packets_sent": 0, "packets_rcvd": 0, "flows": 0,
+            "flows_as_client": 0, "flows_as_server": 0, "first_seen": None, "last_seen": None, "score": 0}
+
+
+ORDER = {"bytes": "bytes", "flows": "flows", "score": "score", "packets": "packets",
+         "bytes_sent": "bytes_sent", "bytes_rcvd": "bytes_rcvd"}
+
+
+def all_hosts(store, begin: float | None = None, end: float | None = None, visible_sql: str = "1",
+              order: str = "bytes", limit: int = 100, local_sql: str | None = None,
+              extra_where: str = "1", extra_params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per-host totals over `flows` (grouped by ip and VLAN), ordered and limited.
+
+    `visible_sql` / `local_sql` are boolean SQL over the column `ip` built by our own code
+    (Principal.sql_filter(["ip"]) / local_sql_filter)."""
+    params: dict[str, Any] = dict(extra_params or {})
+    params["lim"] = int(limit)
+    where = f"({time_where(begin, end, params)}) AND ({extra_where})"
+    key = ORDER.get(order, "bytes")
+    hw = visible_sql if local_sql is None else f"({visible_sql}) AND ({local_sql})"
+    return store.query(
+        f"SELECT ip, vlan, {_TOTALS}, bytes_sent + bytes_rcvd AS bytes, packets_sent + packets_rcvd AS packets, "
+        f"any(country) AS country_code FROM {host_sides(where)} WHERE {hw} GROUP BY ip, vlan "
+        f"ORDER BY {key} DESC, ip LIMIT {{lim:UInt32}}", params).dicts()
+
+
+def cidr_sql(column: str, networks: Iterable[Any]) -> str:
+    """SQL boolean: `column` inside one of `networks` (normalised CIDRs only, never request text)."""
+    terms = []
+    for n in networks:
+        net = ipaddress.ip_network(str(n), strict=False)
+        terms.append(f"isIPAddressInRange({column}, '{net}')")
+    return "(" + " OR ".join(terms) + ")" if terms else "0"
+
+
+# ---- live table -----------------------------------------------------------------------------
+
+def _blank() -> dict[str, Any]:
+    return {"bytes_sent": 0, "bytes_rcvd": 0, "packets_sent": 0, "packets_rcvd": 0, "flows": 0,
+            "flows_as_client": 0, "flows_as_server": 0, "first_seen": None, "last_seen": None, "score": 0,
+            "active_flows": 0}
+
+
+def _add(t: dict[str, Any], r: dict[str, Any], client: bool) -> None:
+    s, d = ("SRC", "DST") if client else ("DST", "SRC")
+    t["bytes_sent"] += int(r.get(f"{s}2{d}_BYTES") or 0)
+    t["bytes_rcvd"] += int(r.get(f"{d}2{s}_BYTES") or 0)
+    t["packets_sent"] += int(r.get(f"{s}2{d}_PACKETS") or 0)
+    t["packets_rcvd"] += int(r.get(f"{d}2{s}_PACKETS") or 0)
+    t["flows"] += 1
+    t["flows_as_client" if client else "flows_as_server"] += 1
+    t["score"] += int(r.get("SCORE") or 0)
+    if r.get("active"):
+        t["active_flows"] += 1
+    fs, ls = r.get("FIRST_SEEN"), r.get("LAST_SEEN")
+    if isinstance(fs, (int, float)) and fs:
+        t["first_seen"] = fs if t["first_seen"] is None else min(t["first_seen"], fs)
+    if isinstance(ls, (int, float)) and ls:
+        t["last_seen"] = ls if t["last_seen"] is None else max(t["last_seen"], ls)
+
+
+def live_rows(app) -> list[dict[str, Any]]:
+    live = getattr(app, "live", None)
+    if live is None:
+        return []
+    try:
+        return live.snapshot()
+    except Exception:
+        return []
+
+
+def live_host(rows: list[dict[str, Any]], ip: str, vlan: int | None = None, top: int = 10) -> dict[str, Any]:
+    """One host's live totals, applications and peers from live flow dicts."""
+    ip = str(ipaddress.ip_address(ip))
+    t = _blank()
+    apps: dict[str, int] = {}
+    peers: dict[str, int] = {}
+    for r in rows:
+        if vlan is not None and int(r.get("VLAN_ID") or 0) != vlan:
+            continue
+        for client in (True, False):
+            if r.get("SRC_IP" if client else "DST_IP") != ip:
+                continue
+            _add(t, r, client)
+            b = int(r.get("SRC2DST_BYTES") or 0) + int(r.get("DST2SRC_BYTES") or 0)
+            app_name = r.get("L7_PROTO_NAME") or "Unknown"
+            apps[app_name] = apps.get(app_name, 0) + b
+            peer = r.get("DST_IP" if client else "SRC_IP") or ""
+            peers[peer] = peers.get(peer, 0) + b
+    return {
+        "totals": t,
+        "applications": [{"application": k, "bytes": v} for k, v in sorted(apps.items(), key=lambda kv: -kv[1])[:top]],
+        "peers": [{"ip": k, "bytes": v} for k, v in sorted(peers.items(), key=lambda kv: -kv[1])[:top]],
+    }
+
+
+def live_hosts(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        vlan = int(r.get("VLAN_ID") or 0)
+        for client in (True, False):
+            ip = r.get("SRC_IP" if client else "DST_IP")
+            if not ip:
+                continue
+            t = out.setdefault((ip, vlan), _blank())
+            _add(t, r, client)
+    for t in out.values():
+        t["bytes"] = t["bytes_sent"] + t["bytes_rcvd"]
+        t["packets"] = t["packets_sent"] + t["packets_rcvd"]
+    return out

@@ -1,0 +1,427 @@
+"""Active monitoring: a registry of probes (SQLite), a scheduler with bounded concurrency,
+measurements stored in `am_measurements`, and alerts when a threshold is crossed or a target
+stops answering (engaged while the condition holds, released when it clears)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import math
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flowscope.services.alerts.model import fmt_ts
+from flowscope.services.monitoring.probes import MEASURE, RTYPES, Measurement, Unavailable, dns_server_addr, split_host_port
+
+log = logging.getLogger(__name__)
+
+GRANULARITIES = {"min": 60, "5mins": 300, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class ProbeType:
+    key: str
+    title: str
+    unit: str
+    operator: str  # "gt": alert when above threshold; "lt": alert when below
+    default_threshold: float
+    min_threshold: float
+    max_threshold: float
+    target: str
+    description: str
+
+    def crossed(self, value: float | None, threshold: float) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return value > threshold if self.operator == "gt" else value < threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.key, "title": self.title, "unit": self.unit,
+                "operator": ">" if self.operator == "gt" else "<",
+                "alert_when": "value above threshold" if self.operator == "gt" else "value below threshold",
+                "default_threshold": self.default_threshold, "min_threshold": self.min_threshold,
+                "max_threshold": self.max_threshold, "granularities": list(GRANULARITIES),
+                "target": self.target, "description": self.description}
+
+
+TYPES: dict[str, ProbeType] = {t.key: t for t in (
+    ProbeType("icmp", "ICMP round-trip time", "ms", "gt", 100, 1, 10_000, "host name or IP address",
+              "One ICMP echo per run; value = RTT in ms. Alerts when the RTT is above the threshold or no reply."),
+    ProbeType("cicmp", "Continuous ICMP availability", "%", "lt", 95, 1, 100, "host name or IP address",
+              "A burst of ICMP echoes every run (10 by default, option packets); value = % answered, with jitter, "
+              "min/avg/max RTT. Alerts when availability is below the threshold."),
+    ProbeType("http", "HTTP(S) response time", "ms", "gt", 1000, 1, 60_000, "http:// or https:// URL",
+              "GET the URL (redirects followed, body read up to 2 MB); value = total response time in ms. "
+              "HTTP status >= 400 counts as a failure."),
+    ProbeType("throughput", "HTTP download throughput", "Mbit/s", "lt", 10, 0.01, 100_000, "http:// or https:// URL",
+              "Download the URL (up to 100 MB or 10 s); value = Mbit/s. Alerts when below the threshold."),
+    ProbeType("tcp", "TCP connect time", "ms", "gt", 100, 1, 10_000, "HOST:PORT (IPv6 as [addr]:port)",
+              "Open a TCP connection; value = connect time in ms. Alerts when above the threshold or refused."),
+    ProbeType("dns", "DNS resolution time", "ms", "gt", 100, 1, 10_000, "DNS name to resolve",
+              "Ask the given DNS server (option server = IP or IP:port, default the system resolver; option "
+              "record_type A/AAAA/MX/TXT/NS/CNAME) over UDP; value = answer time in ms. NXDOMAIN or no answer fails."),
+)}
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+class ProbeError(ValueError):
+    pass
+
+
+def valid_hostname(host: str) -> bool:
+    host = host.strip().rstrip(".")
+    if not host or len(host) > 253:
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    return all(_LABEL.match(p) for p in host.split("."))
+
+
+def normalise_target(ptype: str, target: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    target = (target or "").strip()
+    opts: dict[str, Any] = {}
+    if ptype in ("icmp", "cicmp"):
+        t = target.strip("[]")
+        if not valid_hostname(t):
+            raise ProbeError(f"{ptype} needs a host name or IP address, e.g. 192.168.1.1 (got {target!r})")
+        target = t.lower()
+        if ptype == "cicmp" and "packets" in options:
+            n = int(options["packets"])
+            if not 2 <= n <= 100:
+                raise ProbeError("cicmp option packets must be between 2 and 100")
+            opts["packets"] = n
+    elif ptype in ("http", "throughput"):
+        u = urlsplit(target)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ProbeError(f"{ptype} needs an http:// or https:// URL, e.g. https://example.com/ (got {target!r})")
+        if u.username or u.password:
+            raise ProbeError("URLs with credentials are refused: they would be stored and shown in clear")
+        if not valid_hostname(u.hostname) or any(c.isspace() for c in target):
+            raise ProbeError(f"invalid host in URL {target!r}")
+        try:
+            _ = u.port
+        except ValueError:
+            raise ProbeError(f"invalid port in URL {target!r}") from None
+        if "verify_tls" in options:
+            opts["verify_tls"] = bool(options["verify_tls"])
+    elif ptype == "tcp":
+        try:
+            host, port = split_host_port(target)
+        except ValueError as exc:
+            raise ProbeError(f"tcp {exc}") from None
+        if not valid_hostname(host):
+            raise ProbeError(f"invalid host in {target!r}")
+        target = f"[{host}]:{port}" if ":" in host else f"{host.lower()}:{port}"
+    elif ptype == "dns":
+        if not valid_hostname(target) or _is_ip(target):
+            raise ProbeError(f"dns needs a DNS name to resolve, e.g. example.com (got {target!r})")
+        target = target.lower().rstrip(".")
+        server = options.get("server")
+        if server:
+            try:
+                host, port = dns_server_addr(str(server))
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ProbeError("dns option server must be an IP address or IP:port (IPv6 as [addr]:port)") from None
+            opts["server"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        rt = str(options.get("record_type") or "A").upper()
+        if rt not in RTYPES:
+            raise ProbeError(f"dns option record_type must be one of {', '.join(RTYPES)}")
+        if rt != "A":
+            opts["record_type"] = rt
+    unknown = set(options) - {"packets", "verify_tls", "server", "record_type"}
+    if unknown:
+        raise ProbeError(f"unknown option(s) {', '.join(sorted(unknown))}; options: packets (cicmp), verify_tls "
+                         "(http, throughput), server and record_type (dns)")
+    return target, opts
+
+
+def _target_ip(ptype: str, target: str) -> str | None:
+    host = target
+    if ptype in ("http", "throughput"):
+        host = urlsplit(target).hostname or ""
+    elif ptype == "tcp":
+        try:
+            host = split_host_port(target)[0]
+        except ValueError:
+            return None
+    elif ptype == "dns":
+        return None
+    host = host.strip("[]")
+    return host if _is_ip(host) else None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def probe_id(ptype: str, target: str, opts: dict[str, Any]) -> str:
+    pid = f"{ptype}:{target}"
+    if ptype == "dns":
+        pid += f"@{opts.get('server', 'system')}" + (f"/{opts['record_type']}" if opts.get("record_type") else "")
+    return pid
+
+
+class MonitoringService:
+    def __init__(self, app: Any):
+        self.app = app
+        self.store = app.store
+        cfg = app.config.section("monitoring")
+        self.concurrency = max(1, min(int(cfg.get("concurrency", 8)), 64))
+        self.tick_s = float(cfg.get("tick_s", 5))
+        self.granularity_s = dict(GRANULARITIES)
+        self.granularity_s.update({k: float(v) for k, v in (cfg.get("granularity_seconds") or {}).items()
+                                   if k in GRANULARITIES})
+        self.timeouts = {k: float(v) for k, v in (cfg.get("timeouts") or {}).items()}
+        self.path = Path(app.config.data_dir) / "monitoring.db"
+        with self._db() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS probes (id TEXT PRIMARY KEY, type TEXT NOT NULL, target TEXT NOT NULL, "
+                       "threshold REAL NOT NULL, granularity TEXT NOT NULL, options TEXT NOT NULL, "
+                       "created_by TEXT NOT NULL, created_at REAL NOT NULL, enabled INTEGER NOT NULL DEFAULT 1)")
+        self._lock = threading.Lock()
+        self._last: dict[str, dict] = {}
+        self._next: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._sem: asyncio.Semaphore | None = None
+        self._task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.runs = 0
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    @property
+    def alerts(self) -> Any:
+        return self.app.components.get("alerts")
+
+    # --- registry --------------------------------------------------------------------------
+    def probes(self) -> list[dict]:
+        with self._db() as db:
+            rows = db.execute("SELECT id, type, target, threshold, granularity, options, created_by, created_at, enabled "
+                              "FROM probes ORDER BY created_at").fetchall()
+        return [{"id": i, "type": t, "target": g, "threshold": th, "granularity": gr, "options": json.loads(o),
+                 "created_by": b, "created_at": c, "enabled": bool(e)} for i, t, g, th, gr, o, b, c, e in rows]
+
+    def probe(self, pid: str) -> dict | None:
+        return next((p for p in self.probes() if p["id"] == pid), None)
+
+    def validate(self, ptype: str, target: str, threshold: float | None, granularity: str,
+                 options: dict[str, Any] | None) -> dict:
+        if ptype not in TYPES:
+            raise ProbeError(f"unknown type {ptype!r}; one of {', '.join(TYPES)} (see list_available_active_monitoring_scripts)")
+        spec = TYPES[ptype]
+        if granularity not in GRANULARITIES:
+            raise ProbeError(f"granularity must be one of {', '.join(GRANULARITIES)}")
+        th = spec.default_threshold if threshold is None else float(threshold)
+        if math.isnan(th) or not spec.min_threshold <= th <= spec.max_threshold:
+            raise ProbeError(f"{ptype} threshold must be between {spec.min_threshold:g} and {spec.max_threshold:g} "
+                             f"{spec.unit} (got {th:g})")
+        norm, opts = normalise_target(ptype, target, dict(options or {}))
+        return {"id": probe_id(ptype, norm, opts), "type": ptype, "target": norm, "threshold": th,
+                "granularity": granularity, "options": opts}
+
+    async def add(self, ptype: str, target: str, threshold: float | None = None, granularity: str = "5mins",
+                  options: dict[str, Any] | None = None, by: str = "") -> tuple[dict, dict]:
+        """Validate and register a probe, then run its first measurement at once."""
+        p = self.validate(ptype, target, threshold, granularity, options)
+        with self._lock, self._db() as db:
+            if db.execute("SELECT 1 FROM probes WHERE id = ?", (p["id"],)).fetchone():
+                raise ProbeError(f"a probe {p['id']!r} exists already; remove it first to change it")
+            db.execute("INSERT INTO probes VALUES (?,?,?,?,?,?,?,?,1)",
+                       (p["id"], p["type"], p["target"], p["threshold"], p["granularity"],
+                        json.dumps(p["options"]), by, time.time()))
+        p = self.probe(p["id"]) or p
+        result = await self.run_probe(p)
+        return p, result
+
+    def remove(self, pid: str) -> dict:
+        with self._lock, self._db() as db:
+            row = db.execute("SELECT type, target FROM probes WHERE id = ?", (pid,)).fetchone()
+            if not row:
+                raise ProbeError(f"no probe {pid!r} (see list_enabled_active_monitoring_scripts)")
+            db.execute("DELETE FROM probes WHERE id = ?", (pid,))
+        self._last.pop(pid, None)
+        self._next.pop(pid, None)
+        if self.alerts:
+            for kind in ("threshold", "unreachable"):
+                self.alerts.release(("am", pid, kind), "probe removed")
+        return {"id": pid, "type": row[0], "target": row[1]}
+
+    # --- measuring -------------------------------------------------------------------------
+    async def measure(self, p: dict) -> tuple[Measurement, bool]:
+        """(measurement, ran). ran=False when it cannot run on this machine."""
+        fn = MEASURE[p["type"]]
+        kw = dict(p.get("options") or {})
+        if p["type"] in self.timeouts:
+            kw["timeout"] = self.timeouts[p["type"]]
+        try:
+            return await fn(p["target"], **kw), True
+        except Unavailable as exc:
+            return Measurement(False, None, TYPES[p["type"]].unit, f"cannot run: {exc}", {"unavailable": True}), False
+        except Exception as exc:  # never let one probe break the scheduler
+            log.exception("probe %s failed", p["id"])
+            return Measurement(False, None, TYPES[p["type"]].unit, f"measurement error: {type(exc).__name__}: {exc}"), True
+
+    async def run_probe(self, p: dict) -> dict:
+        spec = TYPES[p["type"]]
+        m, ran = await self.measure(p)
+        now = time.time()
+        crossed = bool(m.ok and spec.crossed(m.value, p["threshold"]))
+        result = {"probe_id": p["id"], "type": p["type"], "target": p["target"], "time": fmt_ts(now),
+                  "value": m.value, "unit": m.unit, "ok": m.ok, "ran": ran, "threshold": p["threshold"],
+                  "operator": ">" if spec.operator == "gt" else "<", "crossed": crossed, "error": m.error,
+                  "extra": m.extra}
+        try:
+            self.store.insert("am_measurements",
+                              ["probe_id", "probe_type", "target", "time", "value", "unit", "ok", "threshold",
+                               "crossed", "error", "extra"],
+                              [[p["id"], p["type"], p["target"], fmt_ts(now),
+                                float("nan") if m.value is None else float(m.value), m.unit, int(m.ok),
+                                float(p["threshold"]), int(crossed), m.error, json.dumps(m.extra, default=str)]])
+        except Exception:
+            log.exception("could not store measurement of %s", p["id"])
+        self._last[p["id"]] = result
+        self.runs += 1
+        if ran:
+            result["alerts"] = self._alerts(p, spec, m, crossed)
+        return result
+
+    def _alerts(self, p: dict, spec: ProbeType, m: Measurement, crossed: bool) -> dict:
+        al = self.alerts
+        if al is None:
+            return {}
+        pid, target = p["id"], p["target"]
+        state = {}
+        ev = {"probe_id": pid, "type": p["type"], "target": target, "value": m.value, "unit": m.unit,
+              "threshold": p["threshold"], "operator": ">" if spec.operator == "gt" else "<", "error": m.error,
+              **{k: v for k, v in m.extra.items() if k != "answers"}}
+        ip = _target_ip(p["type"], target)
+        if not m.ok:
+            al.release(("am", pid, "threshold"), "target unreachable")
+            state["unreachable"] = al.engage(("am", pid, "unreachable"), "am_host", target, "am_unreachable", "error",
+                                             f"{spec.title}: {target} unreachable ({m.error})", ev, score=100, ip=ip,
+                                             source="probe")
+            return state
+        if al.release(("am", pid, "unreachable"), f"reachable again ({m.value} {m.unit})"):
+            state["unreachable_released"] = True
+        if crossed:
+            word = "above" if spec.operator == "gt" else "below"
+            state["threshold"] = al.engage(("am", pid, "threshold"), "am_host", target, "am_threshold_cross",
+                                           "warning", f"{spec.title} of {target} is {m.value:g} {m.unit}, {word} the "
+                                           f"threshold {p['threshold']:g} {m.unit}", ev, score=50, ip=ip,
+                                           source="probe")
+        elif al.release(("am", pid, "threshold"), f"back within threshold ({m.value:g} {m.unit})"):
+            state["threshold_released"] = True
+        return state
+
+    # --- scheduler -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._task = asyncio.create_task(self._loop(), name="active-monitoring")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                self.run_due(time.monotonic())
+            except Exception:
+                log.exception("active monitoring tick failed")
+            await asyncio.sleep(self.tick_s)
+
+    def run_due(self, now: float) -> list[str]:
+        """Start the probes whose period has elapsed (at most `concurrency` run at once)."""
+        started = []
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        for p in self.probes():
+            if not p["enabled"] or p["id"] in self._running:
+                continue
+            due = self._next.get(p["id"])
+            period = self.granularity_s[p["granularity"]]
+            if due is None:
+                # first run after start (or after add, whose first run already happened): one period on
+                due = now + (period if p["id"] in self._last else 0)
+                self._next[p["id"]] = due
+            if now >= due:
+                self._next[p["id"]] = now + period
+                self._running.add(p["id"])
+                task = asyncio.create_task(self._guarded(p))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(p["id"])
+        return started
+
+    async def _guarded(self, p: dict) -> None:
+        assert self._sem is not None
+        try:  # noqa: SIM105
+            async with self._sem:
+                await self.run_probe(p)
+        finally:
+            self._running.discard(p["id"])
+
+    # --- reading ---------------------------------------------------------------------------
+    def last(self, pid: str) -> dict | None:
+        if pid in self._last:
+            return self._last[pid]
+        res = self.store.query(
+            "SELECT time, value, unit, ok, crossed, error, extra, threshold FROM am_measurements "
+            "WHERE probe_id = {p:String} ORDER BY time DESC LIMIT 1", {"p": pid})
+        if not res.rows:
+            return None
+        t, v, u, ok, cr, err, extra, th = res.rows[0]
+        return {"probe_id": pid, "time": t, "value": _num(v), "unit": u, "ok": bool(ok), "crossed": bool(cr),
+                "error": err, "extra": json.loads(extra or "{}"), "threshold": th}
+
+    def availability(self, pid: str, hours: int = 24) -> list[dict]:
+        res = self.store.query(
+            "SELECT toStartOfHour(time) AS h, count(), round(100 * avg(ok), 2), "
+            "round(avgIf(value, ok = 1 AND NOT isNaN(value)), 3), countIf(crossed = 1) FROM am_measurements "
+            "WHERE probe_id = {p:String} AND time >= now64(3) - toIntervalHour({h:UInt32}) GROUP BY h ORDER BY h",
+            {"p": pid, "h": int(hours)})
+        return [{"hour": h, "measurements": int(n), "availability_pct": _num(a), "avg_value": _num(v),
+                 "threshold_crossings": int(c)} for h, n, a, v, c in res.rows]
+
+    def series(self, pid: str, limit: int = 100) -> list[dict]:
+        res = self.store.query(
+            "SELECT time, value, ok, crossed FROM am_measurements WHERE probe_id = {p:String} "
+            "ORDER BY time DESC LIMIT {n:UInt32}", {"p": pid, "n": int(limit)})
+        return [{"time": t, "value": _num(v), "ok": bool(ok), "crossed": bool(c)} for t, v, ok, c in res.rows][::-1]
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
