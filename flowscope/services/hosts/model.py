@@ -227,6 +227,7 @@ class HostModel:
                 if h.mac != m.mac:
                     h.mac, h.dirty = m.mac, True
                     h.is_gateway = m.type == "network_device"
+                    _inherit(h, m)
                 if h.ip not in m.ips:
                     m.dirty = True
                 m.ips[h.ip] = max(ts, m.ips.get(h.ip, 0))
@@ -309,6 +310,9 @@ class HostModel:
                     _add_name(m, hostname, "dhcp", ts)
                 for ev in osguess.from_dhcp(vendor_class, prl):
                     _add_evidence(m, ev)
+                for other in self.hosts.values():
+                    if other.mac == m.mac and other.is_local:
+                        _inherit(other, m)
             if ip and canonical_ip(ip) and not _skip_host(ip):
                 if m is not None:
                     self.observe_mac(ip, mac, ts, vlan)
@@ -479,6 +483,19 @@ def _add_name(ident: Identity, name: str, source: str, ts: float) -> None:
             ident.dirty = True
         cur[1] = min(cur[1], ts) if cur[1] else ts
         cur[2] = max(cur[2], ts)
+
+
+def _inherit(h: Identity, m: Identity) -> None:
+    """A host bound to a MAC takes what the device said about itself at link level (DHCP)."""
+    for n, (src, f, last) in m.names.items():
+        if src == "dhcp":
+            _add_name(h, n, "dhcp", last)
+    for ev in m.os_evidence:
+        if ev["source"].startswith("dhcp"):
+            _add_evidence(h, ev)
+    if m.dhcp and h.dhcp != m.dhcp:
+        h.dhcp = dict(m.dhcp)
+        h.dirty = True
 
 
 def _add_evidence(ident: Identity, ev: dict) -> None:
