@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 PCAPS = CORPUS / "pcap"
-DEMO = ROOT / "demo" / "demo.pcapng"
+DEMO = ROOT / "demo" / "demo.pcap"
 
 
 def corpus_pcap(name: str) -> Path:

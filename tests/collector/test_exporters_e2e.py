@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,14 +29,24 @@ def _captures() -> list[Path]:
     return found
 
 
+def _unblock_signals() -> None:
+    """The embedded ClickHouse blocks signals in this process; softflowd waits on them."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def softflowd(pcap: Path, port: int, version: str, tmp: Path) -> tuple[int, int]:
     """Run softflowd on a capture; returns its own (packets, octets) totals."""
     exe = need_tool("softflowd")
+    short = Path(tempfile.mkdtemp(prefix="sf", dir="/tmp"))    # softflowd hangs on long socket paths
     args = [exe, "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", version, "-a", "-d",
-            "-c", str(tmp / "sf.ctl"), "-p", str(tmp / "sf.pid")]
+            "-c", str(short / "c"), "-p", str(short / "p")]
     if version == "10":
         args += ["-A", "milli"]
-    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    try:
+        res = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                             preexec_fn=_unblock_signals)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
     text = res.stdout + res.stderr
     pkts = octets = 0
     for m in re.finditer(r"^\s+\S+ \(\d+\):\s+(\d+)\s+(\d+)", text, re.M):
@@ -53,7 +65,8 @@ class Nfcapd:
         self.port = free_udp_port()
         self.proc = subprocess.Popen([exe, "-b", "127.0.0.1", "-p", str(self.port), "-l", str(self.dir),
                                       "-t", "3600", "-B", "8000000"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=_unblock_signals)
         time.sleep(0.5)
 
     def totals(self) -> tuple[int, int, int]:
@@ -121,7 +134,8 @@ def pmacctd(pcap: Path, tmp: Path, plugin: str, extra: str, timeout: float = 60)
     exe = need_tool("pmacctd")
     conf = tmp / f"pmacctd-{plugin}.conf"
     conf.write_text(PMACCT_CONF.format(pcap=pcap, plugin=plugin, extra=extra))
-    res = subprocess.run([exe, "-f", str(conf)], capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run([exe, "-f", str(conf)], capture_output=True, text=True, timeout=timeout,
+                         stdin=subprocess.DEVNULL, preexec_fn=_unblock_signals)
     return res.stdout + res.stderr
 
 

@@ -106,7 +106,7 @@ def test_rates_from_successive_polls(snmpd, service, app):
     assert out2.ok
     rows = app.store.query("SELECT if_name, interval_s, in_bps, out_bps, in_util, speed_bps, in_errors_ps "
                            "FROM snmp_interface_ts ORDER BY if_index").dicts()
-    assert len(rows) == out2.result and len(rows) or len(rows) == len(out2.result.interfaces)
+    assert len(rows) == len(out2.result.interfaces)
     lo = next(r for r in rows if r["if_name"] == "lo")
     assert 1.0 < lo["interval_s"] < 30
     assert lo["in_bps"] is not None and lo["in_bps"] >= 0 and lo["out_bps"] >= 0
@@ -206,7 +206,7 @@ def test_interface_down_event(snmpd, service, app):
     from flowscope.services.snmp.poller import Interface, PollResult
     from flowscope.services.snmp.service import DeviceState, PollOutcome
 
-    dev = service_device(v2c(snmpd, name="sw"))
+    dev = service.registry.add(service_device(v2c(snmpd, name="sw")))
     st = DeviceState()
 
     def result(oper, t):
@@ -245,3 +245,16 @@ def test_secrets_never_readable(snmpd, service, app, caplog, tmp_path):
         assert s.encode() not in raw
     # the registry decrypts them for the poller only
     assert service.registry.get("lab-v3").auth_pass.reveal() == V3_AUTH
+
+
+def test_scheduler_polls_on_interval_and_stops(snmpd, service, app):
+    service.registry.add(service_device(v2c(snmpd, name="sched", interval_s=1)))
+
+    async def run():
+        await service.start()
+        await asyncio.sleep(3.2)
+        await service.stop()
+    asyncio.run(run())
+    n = app.store.query("SELECT count() FROM snmp_devices WHERE device = 'sched' AND reachable = 1").scalar()
+    assert 2 <= int(n) <= 5
+    assert int(app.store.query("SELECT count() FROM snmp_interface_ts WHERE device = 'sched'").scalar()) > 0

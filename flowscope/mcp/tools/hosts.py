@@ -14,8 +14,8 @@ from flowscope.services.flows import FlowQueryError, iso, parse_time
 from flowscope.services.hosts import geo as geo_mod
 from flowscope.services.hosts import queries as q
 from flowscope.services.hosts import service
-from flowscope.services.hosts.model import Identity, canonical_ip, host_key
-from flowscope.services.hosts.netinfo import mac_text, manufacturer, parse_networks
+from flowscope.services.hosts.model import Identity, canonical_ip
+from flowscope.services.hosts.netinfo import is_locally_administered, mac_text, manufacturer
 
 TIME_HELP = "ISO time, epoch seconds, or a span back from now such as 15m, 24h, 7d"
 
@@ -356,7 +356,6 @@ def mac_info(app, principal, p: MacInfoParams) -> MacInfo:
         f"SELECT ip, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last FROM {sides} WHERE {vis} "
         "GROUP BY ip ORDER BY last DESC LIMIT 5000", params).rows
     ips: dict[str, float] = {}
-    local_behind = 0
     for ip, last in ip_rows:
         if svc.local.is_local(ip) or m is not None and m.type == "network_device":
             ips[ip] = float(last or 0)
@@ -373,8 +372,6 @@ def mac_info(app, principal, p: MacInfoParams) -> MacInfo:
     d = m.as_dict() if m is not None else {}
     first = [x for x in (tot.get("first_seen"), m.first_seen if m else None) if x]
     last = [x for x in (tot.get("last_seen"), m.last_seen if m else None) if x]
-    from flowscope.services.hosts.netinfo import is_locally_administered
-
     return MacInfo(
         mac=mac, manufacturer=manufacturer(mac), locally_administered=is_locally_administered(mac),
         type=d.get("type", "mac"), device_type=d.get("device_type", ""), os=d.get("os", ""), name=d.get("name", ""),
@@ -596,7 +593,7 @@ def discover(app, principal, p: DiscoverParams) -> LanDevices:
                              (m.device_type if m is not None else ""), os=d["os"] or (m.os if m else ""),
                              os_source=os_ev, learned_from=sorted(sources), first_seen=_t(h.first_seen),
                              last_seen=_t(h.last_seen)))
-    out.sort(key=lambda d: tuple(ipaddress.ip_address(d.ip).packed.rjust(16, b"\0")) if True else d.ip)
+    out.sort(key=lambda d: (ipaddress.ip_address(d.ip).version, ipaddress.ip_address(d.ip)))
     with_ip = {d.mac for d in out if d.mac}
     orphans = []
     if not principal.allowed_networks:

@@ -574,7 +574,9 @@ def learn_from_flow_rows(model: HostModel, rows: list[dict[str, Any]], app_name:
             proto = r.get("PROTOCOL")
             port = int(r.get("IP_DST_PORT") or 0)
             if r.get("DST2SRC_PACKETS") and 0 < port <= 49151:
-                if proto == 6 and (int(r.get("DST2SRC_TCP_FLAGS") or 0) & 0x12) == 0x12:
+                flags = int(r.get("DST2SRC_TCP_FLAGS") or 0)
+                # SYN+ACK from the server; without flags (not metered) the lower port is the server's
+                if proto == 6 and ((flags & 0x12) == 0x12 or (not flags and port < int(r.get("IP_SRC_PORT") or 0))):
                     model.observe_service(dst, "tcp", port, app if app != "Unknown" else "", ts, vlan)
                 elif proto == 17 and port not in (0,):
                     model.observe_service(dst, "udp", port, app if app != "Unknown" else "", ts, vlan)

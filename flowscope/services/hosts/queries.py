@@ -100,7 +100,8 @@ def host_history(store, ip: str, vlan: int | None = None, begin: float | None = 
         "IP_DST_PORT AS port, anyHeavy(L7_PROTO_NAME) AS application, count() AS flows, "
         "uniqExact(SRC_IP) AS clients, sum(TOTAL_BYTES) AS bytes FROM flows "
         f"WHERE ({where}) AND ({d}) AND DST2SRC_PACKETS > 0 AND IP_DST_PORT > 0 AND "
-        "(PROTOCOL = 17 OR (PROTOCOL = 6 AND bitAnd(DST2SRC_TCP_FLAGS, 18) = 18)) "
+        "(PROTOCOL = 17 OR (PROTOCOL = 6 AND (bitAnd(DST2SRC_TCP_FLAGS, 18) = 18 OR "
+        "(DST2SRC_TCP_FLAGS = 0 AND IP_DST_PORT < IP_SRC_PORT)))) "
         "GROUP BY proto, port ORDER BY flows DESC, port LIMIT {top:UInt32}", params).dicts()
     out["vlans"] = [r[0] for r in store.query(f"SELECT DISTINCT vlan FROM {sides} ORDER BY vlan", params).rows]
     return out

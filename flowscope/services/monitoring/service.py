@@ -281,8 +281,12 @@ class MonitoringService:
             return Measurement(False, None, TYPES[p["type"]].unit, f"measurement error: {type(exc).__name__}: {exc}"), True
 
     async def run_probe(self, p: dict) -> dict:
-        spec = TYPES[p["type"]]
         m, ran = await self.measure(p)
+        # storing and alerting block on the database: keep them off the event loop
+        return await asyncio.to_thread(self._record, p, m, ran)
+
+    def _record(self, p: dict, m: Measurement, ran: bool) -> dict:
+        spec = TYPES[p["type"]]
         now = time.time()
         crossed = bool(m.ok and spec.crossed(m.value, p["threshold"]))
         result = {"probe_id": p["id"], "type": p["type"], "target": p["target"], "time": fmt_ts(now),

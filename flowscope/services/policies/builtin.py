@@ -89,7 +89,7 @@ def _lookback(text: str, default: int) -> int:
     if not m:
         return default
     unit = m.group(2).rstrip("s")
-    return max(60, min(int(m.group(1) or 1) * PERIODS.get(unit, 3600), 90 * 86400))
+    return max(60, min(int(m.group(1) or 1) * PERIODS.get(unit, 3600), 36500 * 86400))
 
 
 def _networks(text: str) -> list[str]:

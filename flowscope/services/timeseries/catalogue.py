@@ -173,9 +173,10 @@ register_series(SeriesKind(
 # --- series from other components: raw tables bucketed on the fly --------------------------------
 _SNMP_RATES = [("in_bps", "bps", "Inbound rate"), ("out_bps", "bps", "Outbound rate"),
                ("in_pps", "pps", "Inbound packets/s"), ("out_pps", "pps", "Outbound packets/s"),
-               ("in_errors", "value", "Inbound errors per poll"), ("out_errors", "value", "Outbound errors per poll"),
-               ("in_discards", "value", "Inbound discards per poll"),
-               ("out_discards", "value", "Outbound discards per poll"),
+               ("in_errors_ps", "errors/s", "Inbound errors per second"),
+               ("out_errors_ps", "errors/s", "Outbound errors per second"),
+               ("in_discards_ps", "discards/s", "Inbound discards per second"),
+               ("out_discards_ps", "discards/s", "Outbound discards per second"),
                ("in_util", "percent", "Inbound utilisation"), ("out_util", "percent", "Outbound utilisation"),
                ("in_utilization", "percent", "Inbound utilisation"),
                ("out_utilization", "percent", "Outbound utilisation")]
@@ -184,11 +185,15 @@ register_series(SeriesKind(
     description="SNMP-polled interface rates per device and ifIndex (gauges: averaged per bucket)",
     metrics=tuple(_c(n, f"avg(`{n}`)", u, d, kind="gauge", columns=(n,)) for n, u, d in _SNMP_RATES)
     + tuple(_c(f"max_{n}", f"max(`{n}`)", u, f"Peak {d.lower()} in the bucket", kind="gauge", columns=(n,))
-            for n, u, d in _SNMP_RATES[:2]),
-    dimensions=(Dimension("device", "toString(device)", "SNMP device address", ("device",)),
+            for n, u, d in _SNMP_RATES[:2])
+    + tuple(_c(n, f"sum(`{n}`)", u, d, columns=(n,)) for n, u, d in (
+        ("in_errors", "errors", "Inbound errors"), ("out_errors", "errors", "Outbound errors"),
+        ("in_discards", "discards", "Inbound discards"), ("out_discards", "discards", "Outbound discards"))),
+    dimensions=(Dimension("device", "toString(device)", "SNMP device name", ("device",)),
+                Dimension("host", "toString(host)", "SNMP device address", ("host",)),
                 Dimension("if_index", "toString(if_index)", "ifIndex", ("if_index",)),
                 Dimension("if_name", "toString(if_name)", "Interface name", ("if_name",))),
-    key="if_index", raw_table="snmp_interface_ts", scope="columns", scope_columns=("device",),
+    key="if_name", raw_table="snmp_interface_ts", scope="columns", scope_columns=("host",),
 ))
 register_series(SeriesKind(
     entity="probe",
