@@ -29,11 +29,17 @@ class App:
         self.store.migrate()
         self.flow_hooks: list[Callable[[list[dict]], None]] = []
         self.source_hooks: list[Callable[[dict], None]] = []
+        self.flow_enrichers: list[Callable[[list[dict]], None]] = []
         self.live = LiveTable(config.max_live_flows)
-        self.writer = FlowWriter(self.store, config.batch_rows, config.batch_seconds, self.flow_hooks)
+        self.writer = FlowWriter(self.store, config.batch_rows, config.batch_seconds, self.flow_hooks,
+                                 self.flow_enrichers)
         self.sources = Sources(self)
         self.components: dict[str, Any] = {}
         self._attach_components()
+        if "hosts" in self.components:
+            from flowscope.services.hosts.geo import enrich_flow_rows
+
+            self.before_store(enrich_flow_rows)
 
     # --- hooks -------------------------------------------------------------------------------
     def on_flows(self, callback: Callable[[list[dict]], None]) -> None:
@@ -41,6 +47,10 @@ class App:
 
     def on_source(self, callback: Callable[[dict], None]) -> None:
         self.source_hooks.append(callback)
+
+    def before_store(self, callback: Callable[[list[dict]], None]) -> None:
+        """`callback(rows)` may fill columns of each flow batch (e.g. countries) before it is stored."""
+        self.flow_enrichers.append(callback)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _attach_components(self) -> None:
