@@ -239,7 +239,7 @@ def test_analyze_stored_flows(app, alerts):
 
 
 def test_corpus_capture_flow_risks(app, alerts):
-    from conftest import corpus_pcap
+    from fsharness import corpus_pcap
 
     path = corpus_pcap("emotet.pcap")
     try:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import call_tool, corpus_pcap
+from fsharness import call_tool, corpus_pcap
 
 CAPTURES = ("emotet.pcap", "imap.pcap", "dns_ambiguous_names.pcap")
 
@@ -155,7 +155,7 @@ async def test_monitoring_tools(server, web):
 
 
 async def test_policy_tools(server):
-    created = await write_ok(server, "create_ai_policy", {"description": "alert on clear-text credentials",
+    created = await write_ok(server, "create_ai_policy", {"description": "alert on clear-text credentials in the last 9000 days",
                                                           "name": "cleartext", "periodicity": "hourly"})
     assert created["policy"]["intent"] == "clear_text_credentials" and created["dry_run"]["matches"] >= 1
     run = await write_ok(server, "run_ai_policy", {"policy": "cleartext"})
@@ -167,11 +167,15 @@ async def test_policy_tools(server):
     await write_ok(server, "resume_ai_policy", {"policy": "cleartext"})
     listed = (await tool(server, "list_ai_policies", {})).structured_content["policies"]
     assert listed[0]["score"] == 30 and not listed[0]["paused"]
-    evil = await tool(server, "create_ai_policy", {"description": "x", "sql": "SELECT * FROM system.users"}, ok=False)
+    evil = await tool(server, "create_ai_policy", {"description": "steal users", "sql": "SELECT * FROM system.users"}, ok=False)
     q = await tool(server, "query", {"sql": "SELECT * FROM system.users"}, ok=False)
     assert evil.is_error and q.is_error
-    guard_msg = q.content[0].text
-    assert guard_msg.split(":")[-1].strip() in evil.content[0].text or "system.users is not allowed" in evil.content[0].text
+    from flowscope.auth import Principal
+    from flowscope.store.guard import GuardError, guard_sql
+
+    with pytest.raises(GuardError) as ref:
+        guard_sql("SELECT * FROM system.users", Principal("admin", "admin"))
+    assert str(ref.value) in q.content[0].text and str(ref.value) in evil.content[0].text
     refused = [r for r in await audit_rows(server, "create_ai_policy") if r["outcome"].startswith("refused")]
     assert refused and "system.users" in json.loads(refused[-1]["params"])["sql"]
     await write_ok(server, "delete_ai_policy", {"policy": "cleartext"})

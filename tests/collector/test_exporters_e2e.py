@@ -42,12 +42,30 @@ def softflowd(pcap: Path, port: int, version: str, tmp: Path) -> tuple[int, int]
             "-c", str(short / "c"), "-p", str(short / "p")]
     if version == "10":
         args += ["-A", "milli"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, preexec_fn=_unblock_signals, start_new_session=True,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                             preexec_fn=_unblock_signals)
+        text = None
+        for _ in range(60):
+            try:
+                text, _ = proc.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                # Under some parents softflowd blocks in accept() on its control socket before
+                # reading the capture; a harmless control command lets its loop go on.
+                ctl = shutil.which("softflowctl")
+                if ctl:
+                    subprocess.run([ctl, "-c", str(short / "c"), "statistics"], capture_output=True,
+                                   timeout=10, stdin=subprocess.DEVNULL)
+        if text is None:
+            proc.send_signal(signal.SIGTERM)
+            text, _ = proc.communicate(timeout=30)
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
         shutil.rmtree(short, ignore_errors=True)
-    text = res.stdout + res.stderr
     pkts = octets = 0
     for m in re.finditer(r"^\s+\S+ \(\d+\):\s+(\d+)\s+(\d+)", text, re.M):
         octets += int(m.group(1))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import CORPUS, PCAPS, cli
+from fsharness import CORPUS, PCAPS, cli
 
 LINE = re.compile(
     r"^\s+\d+\s+(?P<l4>TCP|UDP)\s+(?P<a>\S+):(?P<ap>\d+)\s+(?P<dir><->|->)\s+(?P<b>\S+):(?P<bp>\d+)\s+"

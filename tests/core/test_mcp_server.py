@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from conftest import DEMO, call_tool, mcp_session
+from fsharness import DEMO, call_tool, mcp_session
 
 
 
@@ -192,7 +192,7 @@ def test_malformed_jsonrpc_is_rejected_and_server_lives(server, body):
 
 
 async def test_revoked_token_stops_working(server, tmp_path):
-    from conftest import cli
+    from fsharness import cli
 
     out = cli(server.data_dir, "token", "create", "analyst").stdout.strip().splitlines()
     token, token_id = out[-1], out[0].split()[1]

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import DEMO, PCAPS, Server, STANDARD_USERS, call_tool, cli, mcp_session
+from fsharness import DEMO, PCAPS, Server, STANDARD_USERS, call_tool, cli, mcp_session
 
 MALICIOUS_SQL = [
     "SELECT * FROM file('/etc/passwd', 'CSV', 'line String')",

@@ -7,7 +7,7 @@ import types
 from flowscope.services.hosts import HostsService
 from flowscope.services.hosts.geo import Geo, enrich_flow_rows
 from flowscope.store import Store
-from conftest import corpus_pcap
+from fsharness import corpus_pcap
 
 
 def fake_app(data_dir: str):

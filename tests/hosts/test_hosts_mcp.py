@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import call_tool, corpus_pcap
+from fsharness import call_tool, corpus_pcap
 
 CAPTURES = ("teams.pcap", "wechat.pcap")
 

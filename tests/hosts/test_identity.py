@@ -14,7 +14,7 @@ from flowscope.services.hosts import osguess
 from flowscope.services.hosts.identity import IdentityParser, learn_from_flow_rows, learn_from_pcap, tls_sni
 from flowscope.services.hosts.model import HostModel
 from flowscope.services.hosts.netinfo import LocalNets, manufacturer
-from conftest import corpus_pcap
+from fsharness import corpus_pcap
 
 
 def learn(name: str) -> HostModel:

@@ -19,7 +19,7 @@ import pytest
 from flowscope.capture.ingest import ingest_files
 from flowscope.services.hosts import queries
 from flowscope.store import Store
-from conftest import corpus_pcap
+from fsharness import corpus_pcap
 
 # Chosen for variety: IPv4+IPv6 and mDNS/NetBIOS broadcast (wechat), DHCP (teams, signal),
 # many remote hosts (teams, instagram), DoH, IPv6-only HTTP, QUIC with many hosts, pcapng.

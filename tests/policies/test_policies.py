@@ -274,7 +274,7 @@ CORPUS_CASES = [
 
 
 def _ingest(app, names):
-    from conftest import corpus_pcap
+    from fsharness import corpus_pcap
 
     try:
         from flowscope.capture.ingest import ingest_files

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER
+from snmp_harness import COMMUNITY, V3_AUTH, V3_PRIV, V3_USER
 
 
 def structured(res) -> dict:

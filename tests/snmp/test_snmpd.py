@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import COMMUNITY, SYS, V3_AUTH, V3_PRIV, V3_USER, free_udp_port, snmpwalk
+from snmp_harness import COMMUNITY, SYS, V3_AUTH, V3_PRIV, V3_USER, free_udp_port, snmpwalk
 
 IF = "1.3.6.1.2.1.2.2.1"
 IFX = "1.3.6.1.2.1.31.1.1.1"

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from conftest import call_tool, corpus_pcap
+from fsharness import call_tool, corpus_pcap
 from ts_helpers import check_png
 
 CAPTURE = "teams.pcap"

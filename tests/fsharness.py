@@ -1,0 +1,149 @@
+"""Shared fixtures: a real flowscope server in a subprocess, users and tokens made with the real
+CLI, and the SDK's real Streamable HTTP client speaking to it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+PCAPS = CORPUS / "pcap"
+DEMO = ROOT / "demo" / "demo.pcap"
+
+
+def corpus_pcap(name: str) -> Path:
+    path = PCAPS / name
+    if not path.exists():
+        pytest.skip(f"corpus capture {name} not available (../shared/corpus absent)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(data_dir: Path | str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
+    res = subprocess.run([sys.executable, "-m", "flowscope", *args], env=env, capture_output=True, text=True,
+                         timeout=300)
+    if check and res.returncode != 0:
+        raise AssertionError(f"flowscope {' '.join(args)} failed: {res.stderr}")
+    return res
+
+
+class Server:
+    """A running `flowscope serve` with an admin, a read-only and a restricted user."""
+
+    def __init__(self, data_dir: Path, args: list[str], users: dict[str, dict[str, Any]] | None = None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.tokens: dict[str, str] = {}
+        for name, spec in (users or {}).items():
+            extra = ["--allowed-networks", spec["networks"]] if spec.get("networks") else []
+            if not any(u.split("\t")[0] == spec["user"] for u in cli(data_dir, "user", "list").stdout.splitlines()):
+                cli(data_dir, "user", "add", spec["user"], "--role", spec.get("role", "user"), *extra)
+            ro = ["--read-only"] if spec.get("read_only") else []
+            self.tokens[name] = cli(data_dir, "token", "create", spec["user"], *ro).stdout.strip().splitlines()[-1]
+        env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
+        self.log = open(data_dir / "server.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "flowscope", "serve", "--listen",
+                                      f"127.0.0.1:{self.port}", *args], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {(self.data_dir / 'server.log').read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        raise AssertionError("server did not become ready")
+
+    def health(self) -> dict:
+        return httpx.get(self.base + "/health", timeout=5).json()
+
+    def wait_sources_done(self, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            h = self.health()
+            if all(s["state"] in ("done", "failed") for s in h["sources"]):
+                time.sleep(1.5)  # one writer batch interval
+                return self.health()
+            time.sleep(0.5)
+        raise AssertionError("sources did not finish")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+STANDARD_USERS = {
+    "admin": {"user": "admin", "role": "admin"},
+    "readonly": {"user": "admin", "read_only": True},
+    "analyst": {"user": "analyst", "role": "user"},
+    "restricted": {"user": "restricted", "role": "user", "networks": "192.168.0.0/16"},
+}
+
+
+@pytest.fixture(scope="session")
+def make_server(tmp_path_factory):
+    started: list[Server] = []
+
+    def make(args: list[str], users: dict | None = None, data_dir: Path | None = None) -> Server:
+        d = data_dir or tmp_path_factory.mktemp("server")
+        s = Server(d, args, STANDARD_USERS if users is None else users)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+async def call_tool(server: Server, name: str, args: dict | None = None, *, token: str = "admin",
+                    era: str = "2025-11-25", path: str = "/mcp"):
+    """Call one tool through the SDK's Streamable HTTP client; returns the CallToolResult."""
+    async with mcp_session(server, token=token, era=era, path=path) as session:
+        return await session.call_tool(name, args or {})
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-11-25", path: str = "/mcp",
+                      scheme: str = "Token"):
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    secret = server.tokens.get(token, token)
+    headers = {"Authorization": f"{scheme} {secret}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300)) as http:
+        async with streamable_http_client(server.base + path, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                if era == "2025-11-25":
+                    await session.initialize()
+                else:
+                    await session.discover()
+                yield session
