@@ -67,8 +67,10 @@ class Principal:
         """
         if not self.allowed_networks:
             return "1"
+        # Columns may hold '' or a name (alerts about no host): such rows match no network.
+        safe = {col: f"if(isIPv4String({col}) OR isIPv6String({col}), {col}, '::')" for col in columns}
         terms = [
-            f"isIPAddressInRange({col}, '{net}')"
+            f"isIPAddressInRange({safe[col]}, '{net}')"
             for col in columns for net in self.allowed_networks
         ]
         return "(" + " OR ".join(terms) + ")"

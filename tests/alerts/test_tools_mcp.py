@@ -159,7 +159,8 @@ async def test_policy_tools(server):
                                                           "name": "cleartext", "periodicity": "hourly"})
     assert created["policy"]["intent"] == "clear_text_credentials" and created["dry_run"]["matches"] >= 1
     run = await write_ok(server, "run_ai_policy", {"policy": "cleartext"})
-    assert run["alerts"] >= 1
+    # the scheduler may have run it first (then this run finds no new violation)
+    assert run["ok"] and run["matches"] >= 1
     alerts = (await tool(server, "get_alerts", {"entity_type": "policy", "entity_value": "cleartext"})).structured_content
     assert alerts["alerts"] and alerts["alerts"][0]["evidence"]["row"]["SRC_IP"]
     await write_ok(server, "update_ai_policy", {"policy": "cleartext", "score": 30})

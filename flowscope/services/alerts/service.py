@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from flowscope.services.alerts.exclusions import Exclusions
 from flowscope.services.alerts.model import (
-    DEFAULT_SCORE, SEVERITIES, check_severity, fmt_ts, mac_text, normalise_mac, risk_name,
+    DEFAULT_SCORE, SEVERITIES, SEVERITY_BY_ID, check_severity, fmt_ts, mac_text, normalise_mac, risk_name,
     risk_severity, risk_slug, row_ip, to_epoch,
 )
 
@@ -646,7 +646,7 @@ class AlertsService:
             f"SELECT entity_type, entity_value, count() AS n, sum(score) AS s, max(severity_id) {base} "
             "GROUP BY entity_type, entity_value ORDER BY s DESC, n DESC LIMIT {top:UInt32}", p)
         by["top_entities"] = [{"entity_type": a, "entity_value": b, "count": int(n), "score": int(s),
-                               "max_severity": SEVERITY_BY_ID_SAFE(int(m))} for a, b, n, s, m in res.rows]
+                               "max_severity": SEVERITY_BY_ID.get(int(m), str(m))} for a, b, n, s, m in res.rows]
         return {"total": int(tot[0]), "unacknowledged": int(tot[1]), "engaged": int(tot[2]),
                 "score": int(tot[3] or 0), "first": tot[4] if int(tot[0]) else None,
                 "last": tot[5] if int(tot[0]) else None, **by}
@@ -737,8 +737,3 @@ class AlertsService:
                                "expected": (m.lower() in exp["macs"]) if exp else None} for m, f, c, ls in res.rows]
         return out
 
-
-def SEVERITY_BY_ID_SAFE(i: int) -> str:
-    from flowscope.services.alerts.model import SEVERITY_BY_ID
-
-    return SEVERITY_BY_ID.get(i, str(i))
