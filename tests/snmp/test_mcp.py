@@ -21,7 +21,7 @@ def server(make_server):
 
 
 def call(server, name, args, token="admin"):
-    from tests.conftest import call_tool
+    from fsharness import call_tool
 
     return asyncio.run(call_tool(server, name, args, token=token))
 

@@ -134,7 +134,7 @@ class Interface(BaseModel):
     out_bytes: int = Field(description="Bytes of flows leaving on this ifIndex (OUTPUT_SNMP)")
     in_packets: int
     out_packets: int
-    flows: int
+    flows: int = Field(description="Flows that entered or left on this ifIndex")
 
 
 class InterfacesResult(BaseModel):
@@ -164,7 +164,7 @@ def _interfaces(app, principal, exporter: str | None, begin: float | None, end: 
         params["e"] = int(end * 1000)
     sql = ("SELECT PROBE_IP AS exporter, if_index, sumIf(TOTAL_BYTES, dir = 0) AS in_bytes, "
            "sumIf(TOTAL_BYTES, dir = 1) AS out_bytes, sumIf(PACKETS, dir = 0) AS in_packets, "
-           "sumIf(PACKETS, dir = 1) AS out_packets, countIf(dir = 0) AS flows "
+           "sumIf(PACKETS, dir = 1) AS out_packets, count() AS flows "
            "FROM flows ARRAY JOIN [INPUT_SNMP, OUTPUT_SNMP] AS if_index, [0, 1] AS dir "
            "WHERE " + " AND ".join(where) + " AND if_index != 0 "
            "GROUP BY exporter, if_index ORDER BY in_bytes + out_bytes DESC, exporter, if_index LIMIT {lim:UInt32}")
