@@ -10,13 +10,15 @@ Each case runs in its own subprocess and is filled through its public entry poin
 a time (rows are dropped after being added, as the meter's are), then measured two ways:
   RSS delta      resident memory after filling minus before (what the OS sees; allocator
                  overhead and free lists included)
-  tracemalloc    Python allocations still alive after filling (a separate run: tracemalloc's
-                 own bookkeeping would inflate RSS)
+  tracemalloc    Python allocations still alive after filling (a separate run, with
+                 BENCH_LIVE_TRACE_FLOWS flows, default 200000: tracemalloc's own bookkeeping
+                 would inflate RSS and it is slow; bytes per flow hardly depend on the count)
 Cases:
   LiveTable      LiveTable.merge_segment(row, ended=False) (live interfaces: keyed by 5-tuple)
   dict/flow      baseline: {flow_key(row): dict(row)} with the very same rows
 
-    .venv/bin/python bench/bench_live_memory.py     # BENCH_LIVE_FLOWS (default 1000000)
+    .venv/bin/python bench/bench_live_memory.py     # BENCH_LIVE_FLOWS (default 1000000),
+                                                    # BENCH_LIVE_TRACE_FLOWS (default 200000)
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ def rows(n: int, seed: int = 1):
     t0 = 1_764_000_000.0
     for i in range(n):
         src = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-        dst = f"{rnd.randint(1, 223)}.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}"
-        sport, dport = rnd.randint(1024, 65535), rnd.choice((443, 443, 443, 80, 53, 123, 22))
+        d = rnd.getrandbits(32)
+        dst = f"{1 + (d >> 24) % 223}.{(d >> 16) & 255}.{(d >> 8) & 255}.{1 + (d & 255) % 254}"
+        sport, dport = 1024 + rnd.getrandbits(16) % 64512, (443, 443, 443, 80, 53, 123, 22)[rnd.getrandbits(8) % 7]
         proto = 17 if dport in (53, 123) or rnd.random() < 0.1 else 6
-        app, cat = APPS[rnd.randrange(len(APPS))]
+        app, cat = APPS[rnd.getrandbits(3)]
         tls = app.startswith(("TLS", "QUIC"))
-        name = f"host{rnd.randint(0, 99999)}.example{rnd.randint(0, 999)}.com" if tls or app in ("DNS", "HTTP") else ""
-        pk_s, pk_d = rnd.randint(1, 500), rnd.randint(0, 500)
-        by_s, by_d = pk_s * rnd.randint(60, 1500), pk_d * rnd.randint(60, 1500)
+        name = f"host{rnd.getrandbits(17)}.example{rnd.getrandbits(10)}.com" if tls or app in ("DNS", "HTTP") else ""
+        pk_s, pk_d = 1 + rnd.getrandbits(9), rnd.getrandbits(9)
+        by_s, by_d = pk_s * (60 + rnd.getrandbits(10)), pk_d * (60 + rnd.getrandbits(10))
         first = t0 + i * 0.001
         yield {
             "FLOW_ID": rnd.getrandbits(63),
@@ -74,10 +77,10 @@ def rows(n: int, seed: int = 1):
             "IPV6_DST_ADDR": "::",
             "IP_SRC_PORT": sport,
             "IP_DST_PORT": dport,
-            "L7_PROTO": rnd.randint(0, 400),
+            "L7_PROTO": rnd.getrandbits(9) % 400,
             "L7_PROTO_MASTER": 91 if tls else 0,
-            "L7_CATEGORY": rnd.randint(0, 40),
-            "FLOW_RISK": rnd.choice((0, 0, 0, 1 << rnd.randint(0, 50))),
+            "L7_CATEGORY": rnd.getrandbits(5),
+            "FLOW_RISK": 0 if rnd.getrandbits(2) else 1 << (rnd.getrandbits(6) % 50),
             "SCORE": 0,
             "INFO": name,
             "DOMAIN_NAME": name,
@@ -148,10 +151,11 @@ def child(kind: str, n: int, trace: bool) -> dict:
 
 def main() -> None:
     n = env_int("BENCH_LIVE_FLOWS", 1_000_000)
-    print(f"{n:,} flows per case; {load()}")
+    n_trace = env_int("BENCH_LIVE_TRACE_FLOWS", 200_000)
+    print(f"{n:,} flows per case for RSS, {n_trace:,} for tracemalloc; {load()}")
     res = {}
     for kind in ("dict/flow", "LiveTable"):
-        res[kind] = (child(kind, n, False), child(kind, n, True))
+        res[kind] = (child(kind, n, False), child(kind, n_trace, True))
     base_rss, base_tr = res["dict/flow"][0]["rss"], res["dict/flow"][1]["traced"]
     rows_out = []
     for kind, (plain, traced) in res.items():
@@ -159,7 +163,7 @@ def main() -> None:
                          traced["traced"] / traced["flows"], traced["traced"] / base_tr, plain["seconds"],
                          plain["flows"] / plain["seconds"]])
     table("memory per live flow (bytes; ratios vs a plain dict per flow in this run)",
-          ["case", "flows", "RSS B/flow", "RSS ratio", "traced B/flow", "traced ratio", "fill s", "rows/s"],
+          ["case", "flows (RSS)", "RSS B/flow", "RSS ratio", "traced B/flow", "traced ratio", "fill s", "rows/s"],
           rows_out)
     live_rss = res["LiveTable"][0]["rss"] / res["LiveTable"][0]["flows"]
     live_tr = res["LiveTable"][1]["traced"] / res["LiveTable"][1]["flows"]
