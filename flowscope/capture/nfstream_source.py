@@ -64,8 +64,8 @@ def stream(source: str, *, bpf: str | None = None, idle_timeout: int, active_tim
 def split_filter(workers: int, index: int) -> str | None:
     """BPF that keeps one worker's share: a symmetric XOR of address bytes keeps each flow whole.
 
-    nfstream meters only IP, so non-IP packets need no owner. 802.1Q-tagged traffic is matched
-    after `vlan`, which shifts offsets for the rest of the expression, so it comes last.
+    802.1Q-tagged traffic is matched after `vlan`, which shifts offsets for the rest of the
+    expression, so it comes last; worker 0 takes whatever the others do not match.
     """
     if workers <= 1:
         return None
@@ -73,5 +73,11 @@ def split_filter(workers: int, index: int) -> str | None:
     w6 = "(" + "^".join(f"ip6[{i}:4]" for i in range(8, 40, 4)) + ")"
     h4 = f"({w4} ^ ({w4} >> 8) ^ ({w4} >> 16) ^ ({w4} >> 24))"  # fold every address byte in
     h6 = f"({w6} ^ ({w6} >> 8) ^ ({w6} >> 16) ^ ({w6} >> 24))"
-    core = f"(ip and ({h4} % {workers} = {index})) or (ip6 and ({h6} % {workers} = {index}))"
-    return f"({core}) or (vlan and ({core}))"
+    def share(test: str) -> str:
+        core = f"(ip and ({h4} % {workers} {test})) or (ip6 and ({h6} % {workers} {test}))"
+        return f"({core}) or (vlan and ({core}))"
+
+    if index == 0:
+        # Worker 0 takes everything no other worker matches (QinQ, PPPoE, MPLS...): nothing is lost.
+        return f"not ({share('!= 0')})"
+    return share(f"= {index}")

@@ -251,3 +251,16 @@ async def test_history_survives_restart_and_kill9(tmp_path):
         assert labels.structured_content["rows"] == [["web"]]
     finally:
         s2.stop()
+
+
+@pytest.mark.parametrize("name", ["discord_mid_flow.pcap", "false_positives.pcapng", "bfd.pcap"])
+def test_worker_split_loses_nothing(tmp_path, name):
+    """QinQ, PPPoE and VLAN frames: 2 workers store exactly what 1 worker stores."""
+    from fsharness import corpus_pcap
+    import re
+
+    path = str(corpus_pcap(name))
+    one = cli(tmp_path / "a", "ingest", "--workers", "1", path).stdout
+    two = cli(tmp_path / "b", "ingest", "--workers", "2", path).stdout
+    grab = lambda t: re.search(r"(\d+) flows, (\d+) packets, (\d+) bytes", t).groups()  # noqa: E731
+    assert grab(one) == grab(two)
