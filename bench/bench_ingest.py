@@ -19,7 +19,6 @@ packet of the capture; ratios are against nfstream in the same run.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import subprocess

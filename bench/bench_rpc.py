@@ -27,59 +27,26 @@ import contextlib
 import os
 import pstats
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, env_int, load, median, percentile, table, verdict  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import fsharness  # noqa: E402  (the tests' real-server harness)
+from _common import env_int, load, percentile, table, verdict  # noqa: E402
 
 CONCURRENCY = 16
 TOOL = "get_interfaces"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(fsharness.Server):
+    """The tests' real server, plus its CPU time."""
 
-
-def cli(data_dir: Path, *args: str) -> str:
-    env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
-    res = subprocess.run([sys.executable, "-m", "flowscope", *args], env=env, capture_output=True, text=True,
-                         timeout=300, cwd=ROOT)
-    if res.returncode != 0:
-        raise SystemExit(f"flowscope {' '.join(args)} failed: {res.stderr}")
-    return res.stdout
-
-
-class Server:
     def __init__(self, data_dir: Path, profile: str | None):
-        import httpx
-
-        cli(data_dir, "user", "add", "bench", "--role", "admin")
-        self.token = cli(data_dir, "token", "create", "bench").strip().splitlines()[-1]
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
-        pre = ["-m", "cProfile", "-o", profile] if profile else []
-        self.log = open(data_dir / "server.log", "w")
-        self.proc = subprocess.Popen([sys.executable, *pre, "-m", "flowscope", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}"], env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise SystemExit("server did not become ready")
+        prof = ("-m", "cProfile", "-o", profile) if profile else ()
+        super().__init__(data_dir, [], {"bench": {"user": "bench", "role": "admin"}}, python_args=prof)
 
     def cpu(self) -> float:
         import psutil
@@ -87,29 +54,9 @@ class Server:
         t = psutil.Process(self.proc.pid).cpu_times()
         return t.user + t.system
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
-
-@contextlib.asynccontextmanager
-async def mcp_session(server: Server):
-    import httpx2
-    from mcp.client.session import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    headers = {"Authorization": f"Token {server.token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300)) as http:
-        async with streamable_http_client(server.base + "/mcp", http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+def mcp_session(server: Server):
+    return fsharness.mcp_session(server, token="bench")
 
 
 async def health_caller(server: Server):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from flowscope.config import parse_networks
+from flowscope.store import local_db
 
 ROLES = ("admin", "user")
 TOKEN_PREFIX = "fs_"
@@ -98,9 +99,7 @@ class Auth:
         self._cache: tuple[float, list[tuple[str, str, str, int, str, str]]] | None = None
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return local_db.connect(self.path)
 
     # --- users -------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, allowed_networks: str | Iterable[str] = "") -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -176,19 +175,22 @@ def cmd_ingest(args) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=len(args.files), unit="file", desc="ingest", file=sys.stderr)
-    done: set[str] = set()
+    current: list[str] = []
 
     def progress(path, summary):
-        if bar is not None:
-            bar.set_postfix(flows=summary.flows, packets=summary.packets)
-            if path not in done and len(done) < len(args.files):
-                pass
+        if bar is None:
+            return
+        if current and current[-1] != path:
+            bar.update(1)  # the previous file is done
+        if not current or current[-1] != path:
+            current.append(path)
+        bar.set_postfix(flows=summary.flows, packets=summary.packets)
 
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
                            active_timeout=args.active_timeout or cfg.file_active_timeout, progress=progress)
     if bar is not None:
-        bar.update(len(args.files))
+        bar.update(bar.total - bar.n)
         bar.close()
     store.close()
     print(summary.line())

@@ -44,9 +44,12 @@ def cli(data_dir: Path | str, *args: str, check: bool = True) -> subprocess.Comp
 
 
 class Server:
-    """A running `flowscope serve` with an admin, a read-only and a restricted user."""
+    """A running `flowscope serve` with the users asked for (tests use STANDARD_USERS).
 
-    def __init__(self, data_dir: Path, args: list[str], users: dict[str, dict[str, Any]] | None = None):
+    `python_args` go before `-m flowscope`, e.g. ("-m", "cProfile", "-o", FILE) in benchmarks."""
+
+    def __init__(self, data_dir: Path, args: list[str], users: dict[str, dict[str, Any]] | None = None,
+                 python_args: tuple[str, ...] = ()):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
@@ -60,7 +63,7 @@ class Server:
             self.tokens[name] = cli(data_dir, "token", "create", spec["user"], *ro).stdout.strip().splitlines()[-1]
         env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
         self.log = open(data_dir / "server.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "flowscope", "serve", "--listen",
+        self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "flowscope", "serve", "--listen",
                                       f"127.0.0.1:{self.port}", *args], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.wait_ready()

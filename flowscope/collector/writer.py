@@ -7,7 +7,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from typing import Any, Callable
 
 from flowscope.collector.mapping import COLUMNS
@@ -18,8 +17,6 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
                    "in_octets", "in_ucast_pkts", "in_multicast_pkts", "in_broadcast_pkts", "in_discards",
                    "in_errors", "in_unknown_protos", "out_octets", "out_ucast_pkts", "out_multicast_pkts",
                    "out_broadcast_pkts", "out_discards", "out_errors")
-_FIRST = COLUMNS.index("FIRST_SEEN")
-MAX_DAYS_PER_INSERT = 90   # ClickHouse refuses an insert touching more than 100 partitions
 
 
 def _ms_text(ms: int) -> str:
@@ -101,33 +98,20 @@ class StoreWriter:
     def write_rows(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        for chunk in self._by_partition(rows):
-            try:
-                self.store.insert("flows", COLUMNS, chunk)
-                self.written += len(chunk)
-            except Exception:
-                self.failed_rows += len(chunk)
-                log.exception("could not store %d collected flows", len(chunk))
-                continue
-            if self.hooks:
-                dicts = [dict(zip(COLUMNS, r)) for r in chunk]
-                for hook in list(self.hooks):
-                    try:
-                        hook(dicts)
-                    except Exception:
-                        log.exception("flow hook %r failed", hook)
-
-    @staticmethod
-    def _by_partition(rows: list[tuple]) -> list[list[tuple]]:
-        days = Counter(r[_FIRST][:10] for r in rows)
-        if len(days) <= MAX_DAYS_PER_INSERT:
-            return [rows]
-        groups: dict[str, list[tuple]] = {}
-        for r in rows:
-            groups.setdefault(r[_FIRST][:10], []).append(r)
-        keys = sorted(groups)
-        return [[r for k in keys[i:i + MAX_DAYS_PER_INSERT] for r in groups[k]]
-                for i in range(0, len(keys), MAX_DAYS_PER_INSERT)]
+        try:
+            self.store.insert("flows", COLUMNS, rows)
+            self.written += len(rows)
+        except Exception:
+            self.failed_rows += len(rows)
+            log.exception("could not store %d collected flows", len(rows))
+            return
+        if self.hooks:
+            dicts = [dict(zip(COLUMNS, r)) for r in rows]
+            for hook in list(self.hooks):
+                try:
+                    hook(dicts)
+                except Exception:
+                    log.exception("flow hook %r failed", hook)
 
     def write_counters(self, counters: list[dict[str, Any]]) -> None:
         if not counters:

@@ -18,7 +18,7 @@ SORT_KEYS = {
     "duration": "DURATION_MS", "score": "SCORE",
 }
 
-_REL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_REL = re.compile(r"^\s*(?:now)?\s*-?\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -38,25 +38,28 @@ def l4_number(value: str | int | None) -> int | None:
 
 
 def parse_time(value: str | float | int | None, now: float | None = None) -> float | None:
-    """Epoch seconds from an ISO time, epoch number, or a relative span back from now ('15m', '24h')."""
+    """Epoch seconds from an ISO time, epoch seconds, 'now', or a span back from now: '15m', '-6h',
+    'now-2d'. The one time syntax of every tool."""
     if value is None or value == "":
         return None
     now = now if now is not None else time.time()
     if isinstance(value, (int, float)):
         return float(value)
     text = str(value).strip()
-    m = _REL.match(text.lstrip("-"))
+    if text.lower() == "now":
+        return now
+    m = _REL.match(text)
     if m:
-        return now - int(m.group(1)) * _UNITS[m.group(2)]
+        return now - float(m.group(1)) * _UNITS[m.group(2).lower()]
     try:
         return float(text)
     except ValueError:
         pass
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise FlowQueryError(f"cannot read time {value!r}: use ISO 8601 (2024-05-01T10:00:00Z), epoch seconds, "
-                             "or a span back from now such as 15m, 24h, 7d") from None
+                             "'now', or a span back from now such as 15m, -6h, now-7d") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
@@ -157,14 +160,19 @@ HISTORY_COLUMNS = (
 
 def history_where(principal: Principal, flt: FlowFilter, begin: float | None, end: float | None,
                   params: dict[str, Any]) -> str:
-    where = flt.sql(params)
+    where = flt.sql(params) + [time_where(begin, end, params), principal.sql_filter(["SRC_IP", "DST_IP"])]
+    return " AND ".join(where)
+
+
+def time_where(begin: float | None, end: float | None, params: dict[str, Any]) -> str:
+    """Flows overlapping [begin, end] (either bound may be open)."""
+    where = []
     if begin is not None:
-        params["begin"] = begin
+        params["begin"] = float(begin)
         where.append("LAST_SEEN >= toDateTime64({begin:Float64}, 3, 'UTC')")
     if end is not None:
-        params["end"] = end
+        params["end"] = float(end)
         where.append("FIRST_SEEN <= toDateTime64({end:Float64}, 3, 'UTC')")
-    where.append(principal.sql_filter(["SRC_IP", "DST_IP"]))
     return " AND ".join(where) or "1"
 
 
@@ -187,44 +195,3 @@ def history_flow(app, principal: Principal, flow_id: int) -> dict | None:
     where = "FLOW_ID = {id:UInt64} AND " + principal.sql_filter(["SRC_IP", "DST_IP"])
     rows = app.store.query(f"SELECT {HISTORY_COLUMNS} FROM flows WHERE {where} LIMIT 1", params).dicts()
     return rows[0] if rows else None
-
-
-def history_totals(app, principal: Principal, ip: str, begin: float | None = None) -> dict[str, Any]:
-    params: dict[str, Any] = {"ip": ip}
-    extra = ""
-    if begin is not None:
-        params["begin"] = begin
-        extra = " AND LAST_SEEN >= toDateTime64({begin:Float64}, 3, 'UTC')"
-    res = app.store.query(
-        "SELECT count() AS flows, "
-        "sumIf(SRC2DST_BYTES, SRC_IP = {ip:String}) + sumIf(DST2SRC_BYTES, DST_IP = {ip:String}) AS bytes_sent, "
-        "sumIf(DST2SRC_BYTES, SRC_IP = {ip:String}) + sumIf(SRC2DST_BYTES, DST_IP = {ip:String}) AS bytes_rcvd, "
-        "sumIf(SRC2DST_PACKETS, SRC_IP = {ip:String}) + sumIf(DST2SRC_PACKETS, DST_IP = {ip:String}) AS packets_sent, "
-        "sumIf(DST2SRC_PACKETS, SRC_IP = {ip:String}) + sumIf(SRC2DST_PACKETS, DST_IP = {ip:String}) AS packets_rcvd, "
-        "countIf(SRC_IP = {ip:String}) AS flows_as_client, countIf(DST_IP = {ip:String}) AS flows_as_server, "
-        "toUnixTimestamp64Milli(min(FIRST_SEEN)) / 1000 AS first_seen, "
-        "toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last_seen "
-        "FROM flows WHERE (SRC_IP = {ip:String} OR DST_IP = {ip:String})" + extra, params)
-    return res.dicts()[0]
-
-
-def live_totals(flows: list[Any], ip: str) -> dict[str, Any]:
-    out = {"flows": 0, "bytes_sent": 0, "bytes_rcvd": 0, "packets_sent": 0, "packets_rcvd": 0,
-           "flows_as_client": 0, "flows_as_server": 0}
-    for f in flows:
-        if f.SRC_IP == ip:
-            out["bytes_sent"] += f.SRC2DST_BYTES
-            out["bytes_rcvd"] += f.DST2SRC_BYTES
-            out["packets_sent"] += f.SRC2DST_PACKETS
-            out["packets_rcvd"] += f.DST2SRC_PACKETS
-            out["flows_as_client"] += 1
-        elif f.DST_IP == ip:
-            out["bytes_sent"] += f.DST2SRC_BYTES
-            out["bytes_rcvd"] += f.SRC2DST_BYTES
-            out["packets_sent"] += f.DST2SRC_PACKETS
-            out["packets_rcvd"] += f.SRC2DST_PACKETS
-            out["flows_as_server"] += 1
-        else:
-            continue
-        out["flows"] += 1
-    return out

@@ -36,6 +36,11 @@ class QueryError(Exception):
         self.code = code
 
 
+# A batch may span many days (old captures, exporters with bad clocks): one part per day is fine,
+# a refused batch is not.
+INSERT_SETTINGS = "async_insert = 0, max_partitions_per_insert_block = 0"
+
+
 def _settings_clause(settings: dict[str, Any] | None) -> str:
     if not settings:
         return ""
@@ -97,7 +102,7 @@ class ChdbBackend:
             return 0
         cols = ", ".join(f"`{c}`" for c in columns)
         body = "\n".join(lines)
-        self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS async_insert=0 FORMAT JSONEachRow\n{body}")
+        self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS} FORMAT JSONEachRow\n{body}")
         return len(lines)
 
     def close(self) -> None:
@@ -140,7 +145,8 @@ class ServerBackend:
         data = [list(r) for r in rows]
         if data:
             with self._lock:
-                self._client.insert(table, data, column_names=list(columns))
+                self._client.insert(table, data, column_names=list(columns),
+                                    settings={"max_partitions_per_insert_block": 0})
         return len(data)
 
     def close(self) -> None:

@@ -4,7 +4,6 @@ exporter's own totals and nfdump's independent decoding of the same export."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services.flows import FlowQueryError, iso, parse_time
+from flowscope.services.flows import FlowQueryError, iso, parse_time, time_where
 from flowscope.services.hosts import geo as geo_mod
 from flowscope.services.hosts import queries as q
 from flowscope.services.hosts import service
@@ -344,7 +343,7 @@ def mac_info(app, principal, p: MacInfoParams) -> MacInfo:
     m = svc.model.get_mac(mac)
     begin, end = _times(p.begin, p.end)
     params: dict[str, Any] = {"mac": int(mac.replace(":", ""), 16)}
-    tw = q.time_where(begin, end, params)
+    tw = time_where(begin, end, params)
     vis = principal.sql_filter(["ip"])
     sides = ("(SELECT SRC_IP AS ip, SRC2DST_BYTES AS s_bytes, DST2SRC_BYTES AS r_bytes, SRC2DST_PACKETS AS "
              "s_pkts, DST2SRC_PACKETS AS r_pkts, 1 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flowscope.services.alerts.model import CERTIFICATE_RISKS, risk_slug
+from flowscope.store import local_db
 
 KINDS = ("host", "domain", "certificate")
 _DOMAIN_RE = re.compile(r"^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,62})?)(\.[a-z0-9_]([a-z0-9_-]{0,62})?)*\.?$")
@@ -63,9 +64,7 @@ class Exclusions:
         self._reload()
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return local_db.connect(self.path)
 
     def _reload(self) -> None:
         rules = self.list()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Iterable
 
+from flowscope.services.flows import time_where
+
 L4 = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 132: "SCTP"}
 
 # One row per (flow, end): the host's view of each flow.
@@ -27,17 +29,6 @@ def host_sides(where: str = "1", src_where: str = "1", dst_where: str = "1") -> 
     b = _SIDE_COLS.format(h="DST", p="SRC", client=0)
     return (f"(SELECT {a} FROM flows WHERE ({where}) AND ({src_where}) "
             f"UNION ALL SELECT {b} FROM flows WHERE ({where}) AND ({dst_where}))")
-
-
-def time_where(begin: float | None, end: float | None, params: dict[str, Any]) -> str:
-    where = []
-    if begin is not None:
-        params["begin"] = float(begin)
-        where.append("LAST_SEEN >= toDateTime64({begin:Float64}, 3, 'UTC')")
-    if end is not None:
-        params["end"] = float(end)
-        where.append("FIRST_SEEN <= toDateTime64({end:Float64}, 3, 'UTC')")
-    return " AND ".join(where) or "1"
 
 
 def _host_params(ip: str, vlan: int | None, params: dict[str, Any]) -> tuple[str, str, str]:

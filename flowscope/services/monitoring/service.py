@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from flowscope.services.alerts.model import fmt_ts
 from flowscope.services.monitoring.probes import MEASURE, RTYPES, Measurement, Unavailable, dns_server_addr, split_host_port
+from flowscope.store import local_db
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,7 @@ class MonitoringService:
         self.runs = 0
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return local_db.connect(self.path)
 
     @property
     def alerts(self) -> Any:

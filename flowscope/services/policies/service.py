@@ -22,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from flowscope.services.alerts.model import severity_for_score
-from flowscope.services.policies.builtin import Compiled, NoIntent, compile_intent, intents_help
-from flowscope.store import schema
+from flowscope.services.policies.builtin import (
+    Compiled,
+    NoIntent,
+    compile_intent,
+    intents_help,
+)
+from flowscope.store import local_db, schema
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +115,7 @@ class PoliciesService:
         self.runs = 0
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return local_db.connect(self.path)
 
     @property
     def alerts(self) -> Any:

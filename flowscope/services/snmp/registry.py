@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
+from flowscope.store import local_db
+
 VERSIONS = ("v1", "v2c", "v3")
 SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
@@ -222,8 +224,7 @@ class Registry:
             pass
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=10)
-        return db
+        return local_db.connect(self.path)
 
     def _row_to_device(self, row: sqlite3.Row | tuple) -> Device:
         v = dict(zip(_COLUMNS, row))

@@ -9,13 +9,18 @@ start/end that every answer reports.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowscope.services import flows
 from flowscope.services.timeseries.catalogue import (
-    APP_LABEL, CATALOGUE, RESOLUTIONS, Metric, SeriesKind, unit_column,
+    APP_LABEL,
+    CATALOGUE,
+    RESOLUTIONS,
+    Metric,
+    SeriesKind,
+    unit_column,
 )
 from flowscope.store import schema
 
@@ -33,30 +38,13 @@ class TimeseriesError(Exception):
 
 
 # --- time ---------------------------------------------------------------------------------------
-_REL = re.compile(r"^\s*(?:now)?\s*-\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.I)
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_time(text: str | int | float | None, now: datetime) -> datetime | None:
-    """ISO 8601 ('2024-05-01T10:00', '2024-05-01 10:00:00Z'), epoch seconds, 'now' or '-6h'/'now-2d'."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        return datetime.fromtimestamp(float(text), timezone.utc)
-    s = str(text).strip()
-    if s.lower() == "now":
-        return now
-    m = _REL.match(s)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2).lower()])
-    if re.fullmatch(r"\d{9,11}(\.\d+)?", s):
-        return datetime.fromtimestamp(float(s), timezone.utc)
+    """The tools' shared time syntax (flowscope.services.flows.parse_time), as a UTC datetime."""
     try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise TimeseriesError(f"cannot read time {s!r}: use ISO 8601 (2024-05-01T10:00:00Z), epoch "
-                              f"seconds, 'now' or a relative time like -6h, -2d") from None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+        ts = flows.parse_time(text, now=now.timestamp())
+    except flows.FlowQueryError as exc:
+        raise TimeseriesError(str(exc)) from None
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
 def fmt_time(dt: datetime) -> str:
