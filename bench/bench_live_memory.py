@@ -14,7 +14,7 @@ a time (rows are dropped after being added, as the meter's are), then measured t
                  BENCH_LIVE_TRACE_FLOWS flows, default 200000: tracemalloc's own bookkeeping
                  would inflate RSS and it is slow; bytes per flow hardly depend on the count)
 Cases:
-  LiveTable      LiveTable.merge_segment(row, ended=False) (live interfaces: keyed by 5-tuple)
+  LiveTable      LiveTable.merge_segment(row) (live interfaces: keyed by 5-tuple)
   dict/flow      baseline: {flow_key(row): dict(row)} with the very same rows
 
     .venv/bin/python bench/bench_live_memory.py     # BENCH_LIVE_FLOWS (default 1000000),
@@ -124,7 +124,7 @@ def one(kind: str, n: int, trace: bool) -> dict:
     if kind == "LiveTable":
         holder = LiveTable(max_flows=n + 1)
         for row in gen:
-            holder.merge_segment(row, ended=False)
+            holder.merge_segment(row)
         size = len(holder)
     else:
         holder = {}

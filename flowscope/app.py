@@ -105,5 +105,6 @@ class App:
             except Exception:
                 log.exception("component %s failed to stop", name)
         self.sources.stop()
+        self.writer.put([f.as_row() for f in self.live.sweep()])  # flows still active: keep them
         self.writer.stop()
         self.store.close()

@@ -160,6 +160,7 @@ def cmd_token(args, parser) -> int:
 
 def cmd_ingest(args) -> int:
     from flowscope.capture.ingest import IngestError, check_readable, ingest_files
+    from flowscope.services.hosts import geo
     from flowscope.store import Store
 
     for path in args.files:
@@ -170,6 +171,8 @@ def cmd_ingest(args) -> int:
     cfg = _config(args, clickhouse_url=args.clickhouse)
     store = Store(cfg.data_dir, cfg.clickhouse_url)
     store.migrate()
+    hosts = cfg.section("hosts")
+    geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -188,7 +191,8 @@ def cmd_ingest(args) -> int:
 
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
-                           active_timeout=args.active_timeout or cfg.file_active_timeout, progress=progress)
+                           active_timeout=args.active_timeout or cfg.file_active_timeout,
+                           enrich=geo.enrich_flow_rows, progress=progress)
     if bar is not None:
         bar.update(bar.total - bar.n)
         bar.close()

@@ -120,8 +120,10 @@ def meter_file(path: str, *, workers: int = 1, idle_timeout: int, active_timeout
 def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_timeout: int = 3600,
                  active_timeout: int = 86400, interface_ids: dict[str, int] | None = None,
                  on_rows: Callable[[list[dict]], None] | None = None,
+                 enrich: Callable[[list[dict]], None] | None = None,
                  progress: Callable[[str, IngestSummary], None] | None = None) -> IngestSummary:
-    """Meter and store every file; files that fail are reported in `errors`, the rest go on."""
+    """Meter and store every file; files that fail are reported in `errors`, the rest go on.
+    `enrich(rows)` may fill columns (countries, ASNs) before a batch is stored."""
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     start = time.monotonic()
@@ -129,6 +131,8 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
         try:
             for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout, active_timeout=active_timeout,
                                    interface_id=(interface_ids or {}).get(path, 0)):
+                if enrich:
+                    enrich(rows)
                 if store is not None:
                     store.insert_dicts("flows", rows)
                 if on_rows:

@@ -15,7 +15,7 @@ from flowscope.flows.record import flow_row
 
 log = logging.getLogger(__name__)
 
-LIVE_UPDATE_S = 5  # nfstream active timeout on interfaces: the live table lags at most this
+LIVE_UPDATE_S = 3  # nfstream idle and active timeout on interfaces: the live table lags about this
 
 
 @dataclass
@@ -101,14 +101,14 @@ class Sources:
         src.state = "running"
         self._notify(src)
         try:
-            for f in stream(src.name, idle_timeout=cfg.idle_timeout, active_timeout=LIVE_UPDATE_S):
+            # nfstream hands over a segment after 5 s of activity or 5 s of silence; the live table
+            # merges them, and the sweeper stores a flow once it has been quiet for idle_timeout.
+            for f in stream(src.name, idle_timeout=LIVE_UPDATE_S, active_timeout=LIVE_UPDATE_S):
                 if self._stop.is_set():
                     break
                 row = flow_row(f, src.id, "interface", flow_risk(f))
                 src.count([row])
-                ended = self.app.live.merge_segment(row, ended=(f.expiration_id != 1))
-                if ended is not None:
-                    self.app.writer.put([ended.as_row()])
+                self.app.live.merge_segment(row)
             src.state = "done"
         except Exception as exc:
             src.state, src.error = "failed", f"{src.name}: {exc}"

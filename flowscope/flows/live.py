@@ -80,27 +80,25 @@ class LiveTable:
                 self._flows[(row["FLOW_ID"],)] = f
             self._evict()
 
-    def merge_segment(self, row: dict[str, Any], ended: bool) -> LiveFlow | None:
-        """Merge one nfstream segment; returns the whole flow when it ended."""
+    def merge_segment(self, row: dict[str, Any]) -> None:
+        """Merge one nfstream segment of a live flow into its entry."""
         key = flow_key(row)
         with self._lock:
             flow = self._flows.get(key)
             if flow is None:
-                flow = self._flows[key] = LiveFlow(row)
+                self._flows[key] = LiveFlow(row)
+                self._evict()
             else:
                 flow.merge(row)
-            if ended:
-                del self._flows[key]
-                flow.active = False
-                return flow
-            self._evict()
-        return None
 
-    def sweep(self, older_than: float) -> list[LiveFlow]:
-        """Remove active flows last seen before `older_than` (seconds); returns them."""
+    def sweep(self, older_than: float = float("inf")) -> list[LiveFlow]:
+        """Remove active flows last seen before `older_than` (default: all); returns them, ended."""
         with self._lock:
             stale = [k for k, f in self._flows.items() if f.active and f.LAST_SEEN < older_than]
-            return [self._flows.pop(k) for k in stale]
+            done = [self._flows.pop(k) for k in stale]
+        for f in done:
+            f.active = False
+        return done
 
     def take_long(self, max_duration: float) -> list[LiveFlow]:
         """Active flows older than the active timeout: returned for storage and restarted."""

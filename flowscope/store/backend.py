@@ -8,6 +8,7 @@ Both take the same SQL, with values passed as `{name:Type}` parameters, never pa
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -54,11 +55,9 @@ def _settings_clause(settings: dict[str, Any] | None) -> str:
 
 
 def _error_code(text: str) -> int | None:
-    if text.startswith("Code: "):
-        head = text[6:].split(".", 1)[0]
-        if head.isdigit():
-            return int(head)
-    return None
+    """ClickHouse's error code from a message containing 'Code: N.' (chDB and server alike)."""
+    m = re.search(r"Code: (\d+)\.", text)
+    return int(m.group(1)) if m else None
 
 
 class ChdbBackend:
@@ -130,7 +129,7 @@ class ServerBackend:
                 res = self._client.query(sql, parameters=params or {}, settings=settings or {})
             except Exception as exc:
                 msg = str(exc)
-                raise QueryError(msg, _error_code(msg.split("Code: ", 1)[-1] and msg)) from None
+                raise QueryError(msg, _error_code(msg)) from None
         rows = [[_jsonable(v) for v in r] for r in res.result_rows]
         return Result(list(res.column_names), rows, [t.name for t in res.column_types], dict(res.summary or {}))
 
