@@ -32,7 +32,7 @@ class App:
         self.flow_enrichers: list[Callable[[list[dict]], None]] = []
         self.live = LiveTable(config.max_live_flows)
         self.writer = FlowWriter(self.store, config.batch_rows, config.batch_seconds, self.flow_hooks,
-                                 self.flow_enrichers)
+                                 self.enrich_flows)
         self.sources = Sources(self)
         self.components: dict[str, Any] = {}
         self._attach_components()
@@ -51,6 +51,11 @@ class App:
     def before_store(self, callback: Callable[[list[dict]], None]) -> None:
         """`callback(rows)` may fill columns of each flow batch (e.g. countries) before it is stored."""
         self.flow_enrichers.append(callback)
+
+    def enrich_flows(self, rows: list[dict]) -> None:
+        """Run every `before_store` callback on a batch (the writer does; so can offline imports)."""
+        for enrich in list(self.flow_enrichers):
+            enrich(rows)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _attach_components(self) -> None:

@@ -18,12 +18,12 @@ log = logging.getLogger(__name__)
 class FlowWriter:
     def __init__(self, store, batch_rows: int = 5000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None,
-                 enrichers: list[Callable[[list[dict]], None]] | None = None):
+                 enrich: Callable[[list[dict]], None] | None = None):
         self.store = store
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.hooks = hooks if hooks is not None else []
-        self.enrichers = enrichers if enrichers is not None else []
+        self.enrich = enrich
         self._queue: queue.Queue[list[dict] | None] = queue.Queue(maxsize=1000)
         self._thread = threading.Thread(target=self._run, name="flow-writer", daemon=True)
         self.written = 0
@@ -77,11 +77,11 @@ class FlowWriter:
     def _store(self, rows: list[dict]) -> None:
         if not rows:
             return
-        for enrich in list(self.enrichers):
+        if self.enrich is not None:
             try:
-                enrich(rows)
+                self.enrich(rows)
             except Exception:
-                log.exception("flow enricher %r failed", enrich)
+                log.exception("flow enrichment failed; storing the batch as it is")
         try:
             self.store.insert_dicts("flows", rows)
             self.written += len(rows)
