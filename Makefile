@@ -35,7 +35,8 @@ demo: venv
 	echo "Admin token: $$TOKEN"; \
 	echo ""; \
 	echo "Add it to Claude Code:"; \
-	echo "  claude mcp add-json flowscope '{\"type\":\"http\",\"url\":\"http://127.0.0.1:$(PORT)/mcp\",\"headers\":{\"Authorization\":\"Token '$$TOKEN'\"}}' --scope user"; \
+	printf "  claude mcp add-json flowscope '%s' --scope user\n" \
+	  "{\"type\":\"http\",\"url\":\"http://127.0.0.1:$(PORT)/mcp\",\"headers\":{\"Authorization\":\"Token $$TOKEN\"}}"; \
 	echo ""; \
 	exec $(BIN)/flowscope serve --data-dir $(DEMO_DATA) --pcap demo/demo.pcap --listen 127.0.0.1:$(PORT)
 

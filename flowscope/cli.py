@@ -8,6 +8,7 @@ import os
 import sys
 
 from flowscope.config import Config, default_data_dir, parse_listen
+from flowscope.store.backend import StoreUnavailable
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stdio(args)
         if args.command == "snmp" and hasattr(args, "func"):
             return args.func(args)
-    except ValueError as exc:
+    except (ValueError, StoreUnavailable) as exc:
         return fail(str(exc))
     parser.print_help()
     return 2

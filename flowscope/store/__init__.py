@@ -1,6 +1,6 @@
 """History in ClickHouse: the schema, the backends and the batch writer."""
 
-from flowscope.store.backend import QueryError, Result
+from flowscope.store.backend import QueryError, Result, StoreUnavailable
 from flowscope.store.store import Store
 
-__all__ = ["Store", "Result", "QueryError"]
+__all__ = ["Store", "Result", "QueryError", "StoreUnavailable"]

@@ -60,6 +60,10 @@ def _error_code(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+class StoreUnavailable(RuntimeError):
+    """The database could not be opened; the message says what to do."""
+
+
 class ChdbBackend:
     kind = "chdb"
 
@@ -67,7 +71,12 @@ class ChdbBackend:
         import chdb
 
         self.path = path
-        self._conn = chdb.connect(path)
+        try:
+            self._conn = chdb.connect(path)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot open the embedded database in {path}: is another flowscope process using this data "
+                f"directory? Stop it, or use another --data-dir ({str(exc).strip()[:200]})") from None
         self._lock = threading.RLock()
 
     def query(self, sql: str, params: dict[str, Any] | None = None,

@@ -264,3 +264,11 @@ def test_worker_split_loses_nothing(tmp_path, name):
     two = cli(tmp_path / "b", "ingest", "--workers", "2", path).stdout
     grab = lambda t: re.search(r"(\d+) flows, (\d+) packets, (\d+) bytes", t).groups()  # noqa: E731
     assert grab(one) == grab(two)
+
+
+def test_data_dir_in_use_gives_one_line_reason(make_server):
+    s = make_server([], users={})
+    res = cli(s.data_dir, "ingest", str(DEMO), check=False)
+    assert res.returncode == 2
+    ours = [line for line in res.stderr.splitlines() if line.startswith("flowscope:")]
+    assert len(ours) == 1 and "another flowscope process" in ours[0] and "Traceback" not in res.stderr
