@@ -118,9 +118,8 @@ class Sources:
     def _sweep_interface(self, src: Source) -> None:
         """Store flows that went quiet or outlived the active timeout."""
         cfg = self.app.config
-        while not self._stop.wait(1.0):
-            done = self.app.live.sweep(time.time() - cfg.idle_timeout - LIVE_UPDATE_S)
-            done += self.app.live.take_long(cfg.active_timeout)
+        while not self._stop.wait(LIVE_UPDATE_S):
+            done = self.app.live.sweep(time.time() - cfg.idle_timeout - LIVE_UPDATE_S, cfg.active_timeout)
             if done:
                 self.app.writer.put([f.as_row() for f in done])
             if src.state in ("done", "failed"):

@@ -7,35 +7,44 @@ Flows read from capture files arrive finished and stay visible (newest kept) unt
 
 from __future__ import annotations
 
+import sys
 import threading
-import time
 from typing import Any, Callable, Iterable
+
+from flowscope.flows.record import community_id, ipv4_number
 
 # Counters added up when segments of one flow are merged
 _SUMMED = ("PACKETS", "TOTAL_BYTES", "SRC2DST_BYTES", "DST2SRC_BYTES", "SRC2DST_PACKETS", "DST2SRC_PACKETS")
 _ORED = ("FLOW_RISK", "SRC2DST_TCP_FLAGS", "DST2SRC_TCP_FLAGS")
 # Kept from the first segment that knows them (nDPI classifies early packets only)
 _STICKY = ("L7_PROTO", "L7_PROTO_MASTER", "L7_CATEGORY", "L7_PROTO_NAME", "L7_CATEGORY_NAME", "INFO",
-           "DOMAIN_NAME", "CLIENT_FINGERPRINT", "SERVER_FINGERPRINT", "USER_AGENT")
+           "CLIENT_FINGERPRINT", "SERVER_FINGERPRINT", "USER_AGENT")
+# Few distinct values, shared across flows
+_INTERNED = ("SRC_IP", "DST_IP", "L7_PROTO_NAME", "L7_CATEGORY_NAME", "SOURCE_TYPE", "CLASSIFIED_BY",
+             "SRC_COUNTRY_CODE", "DST_COUNTRY_CODE")
 
 FIELDS = (
     "FLOW_ID", "IP_PROTOCOL_VERSION", "FIRST_SEEN", "LAST_SEEN", "VLAN_ID", "PROTOCOL", "SRC_IP", "DST_IP",
-    "IP_SRC_PORT", "IP_DST_PORT", "SRC_MAC", "DST_MAC", "INTERFACE_ID", "SCORE", "COMMUNITY_ID",
-    "SOURCE_TYPE", "CLASSIFIED_BY", "IPV4_SRC_ADDR", "IPV4_DST_ADDR", "IPV6_SRC_ADDR", "IPV6_DST_ADDR",
-    "SRC_ASN", "DST_ASN", "SRC_COUNTRY_CODE", "DST_COUNTRY_CODE",
+    "IP_SRC_PORT", "IP_DST_PORT", "SRC_MAC", "DST_MAC", "INTERFACE_ID", "SCORE",
+    "SOURCE_TYPE", "CLASSIFIED_BY", "SRC_ASN", "DST_ASN", "SRC_COUNTRY_CODE", "DST_COUNTRY_CODE",
 ) + _SUMMED + _ORED + _STICKY
 
 
 class LiveFlow:
-    """One flow; __slots__ keep it small (the memory benchmark counts bytes per flow)."""
+    """One flow; __slots__ keep it small (the memory benchmark counts bytes per flow).
 
-    __slots__ = FIELDS + ("active", "segments")
+    Columns that follow from others (the numeric address columns, DOMAIN_NAME = INFO,
+    COMMUNITY_ID) are not kept: `as_row()` derives them."""
+
+    __slots__ = FIELDS + ("active",)
 
     def __init__(self, row: dict[str, Any]):
         for name in FIELDS:
-            setattr(self, name, row.get(name, 0 if name not in ("SRC_IP", "DST_IP") else ""))
+            setattr(self, name, row.get(name, 0))
+        for name in _INTERNED:
+            value = row.get(name)
+            setattr(self, name, sys.intern(value) if isinstance(value, str) else "")
         self.active = True
-        self.segments = 1
 
     def merge(self, row: dict[str, Any]) -> None:
         for name in _SUMMED:
@@ -46,12 +55,19 @@ class LiveFlow:
             if not getattr(self, name) or getattr(self, name) == "Unknown":
                 value = row.get(name)
                 if value:
-                    setattr(self, name, value)
+                    setattr(self, name, sys.intern(value) if name in _INTERNED else value)
         self.LAST_SEEN = max(self.LAST_SEEN, row.get("LAST_SEEN", 0))
-        self.segments += 1
 
     def as_row(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in FIELDS}
+        v4 = self.IP_PROTOCOL_VERSION == 4
+        out["IPV4_SRC_ADDR"] = ipv4_number(self.SRC_IP) if v4 else 0
+        out["IPV4_DST_ADDR"] = ipv4_number(self.DST_IP) if v4 else 0
+        out["IPV6_SRC_ADDR"] = "::" if v4 else self.SRC_IP
+        out["IPV6_DST_ADDR"] = "::" if v4 else self.DST_IP
+        out["DOMAIN_NAME"] = self.INFO
+        out["COMMUNITY_ID"] = community_id(self.SRC_IP, self.DST_IP, self.PROTOCOL, self.IP_SRC_PORT,
+                                           self.IP_DST_PORT)
         out["active"] = self.active
         return out
 
@@ -91,23 +107,17 @@ class LiveTable:
             else:
                 flow.merge(row)
 
-    def sweep(self, older_than: float = float("inf")) -> list[LiveFlow]:
-        """Remove active flows last seen before `older_than` (default: all); returns them, ended."""
+    def sweep(self, older_than: float = float("inf"), max_duration: float = float("inf")) -> list[LiveFlow]:
+        """Remove, in one pass, active flows last seen before `older_than` or lasting `max_duration`
+        or more (default: all active flows); returns them, ended. A flow that goes on after it was
+        taken for its duration starts a new entry, so no packet is counted twice."""
         with self._lock:
-            stale = [k for k, f in self._flows.items() if f.active and f.LAST_SEEN < older_than]
-            done = [self._flows.pop(k) for k in stale]
-        for f in done:
+            done = [k for k, f in self._flows.items()
+                    if f.active and (f.LAST_SEEN < older_than or f.LAST_SEEN - f.FIRST_SEEN >= max_duration)]
+            flows = [self._flows.pop(k) for k in done]
+        for f in flows:
             f.active = False
-        return done
-
-    def take_long(self, max_duration: float) -> list[LiveFlow]:
-        """Active flows older than the active timeout: returned for storage and restarted."""
-        out = []
-        with self._lock:
-            for key, f in list(self._flows.items()):
-                if f.active and f.LAST_SEEN - f.FIRST_SEEN >= max_duration:
-                    out.append(self._flows.pop(key))
-        return out
+        return flows
 
     def _evict(self) -> None:
         excess = len(self._flows) - self.max_flows
@@ -126,6 +136,3 @@ class LiveTable:
         with self._lock:
             return list(self._flows.values())
 
-
-def now() -> float:
-    return time.time()
