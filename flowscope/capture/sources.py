@@ -97,11 +97,10 @@ class Sources:
         src.finished_at = time.time()
 
     def _run_interface(self, src: Source) -> None:
-        cfg = self.app.config
         src.state = "running"
         self._notify(src)
         try:
-            # nfstream hands over a segment after 5 s of activity or 5 s of silence; the live table
+            # nfstream hands over a segment after LIVE_UPDATE_S of activity or of silence; the live table
             # merges them, and the sweeper stores a flow once it has been quiet for idle_timeout.
             for f in stream(src.name, idle_timeout=LIVE_UPDATE_S, active_timeout=LIVE_UPDATE_S):
                 if self._stop.is_set():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import secrets
 import socket
 import time
+from datetime import datetime, timezone
 from typing import Any
+
+from flowscope.flows.record import l7_name
 
 #: the columns the collector fills, in the order of the row tuples it produces
 COLUMNS: tuple[str, ...] = (
@@ -283,3 +287,15 @@ def is_flow_record(r: dict[str, Any]) -> bool:
     """A data record worth a flows row: it names at least one endpoint or carries counters."""
     return ("src4" in r or "src6" in r or "dst4" in r or "dst6" in r or "bytes" in r or "pkts" in r
             or "init_bytes" in r or "total_bytes" in r)
+
+
+def live_row(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored collector row as the live table wants it: text addresses, epoch times, L7 name."""
+    def epoch(text: str) -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+    v4 = d["IP_PROTOCOL_VERSION"] == 4
+    return {**d, "FIRST_SEEN": epoch(d["FIRST_SEEN"]), "LAST_SEEN": epoch(d["LAST_SEEN"]),
+            "SRC_IP": str(ipaddress.IPv4Address(d["IPV4_SRC_ADDR"])) if v4 else d["IPV6_SRC_ADDR"],
+            "DST_IP": str(ipaddress.IPv4Address(d["IPV4_DST_ADDR"])) if v4 else d["IPV6_DST_ADDR"],
+            "L7_PROTO_NAME": l7_name(d["L7_PROTO"])}

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from flowscope.collector.mapping import COLUMNS
+from flowscope.collector.mapping import COLUMNS, live_row
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,13 @@ def _ms_text(ms: int) -> str:
 
 class StoreWriter:
     def __init__(self, store, batch_rows: int = 5000, batch_seconds: float = 1.0,
-                 hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000):
+                 hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000,
+                 live=None):
         self.store = store
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.hooks = hooks if hooks is not None else []
+        self.live = live  # the app's live table: collected flows show there as finished flows
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -105,13 +107,19 @@ class StoreWriter:
             self.failed_rows += len(rows)
             log.exception("could not store %d collected flows", len(rows))
             return
-        if self.hooks:
-            dicts = [dict(zip(COLUMNS, r)) for r in rows]
-            for hook in list(self.hooks):
-                try:
-                    hook(dicts)
-                except Exception:
-                    log.exception("flow hook %r failed", hook)
+        if not self.hooks and self.live is None:
+            return
+        dicts = [dict(zip(COLUMNS, r)) for r in rows]
+        for hook in list(self.hooks):
+            try:
+                hook(dicts)
+            except Exception:
+                log.exception("flow hook %r failed", hook)
+        if self.live is not None:
+            try:
+                self.live.add_finished([live_row(d) for d in dicts])
+            except Exception:
+                log.exception("could not show collected flows in the live table")
 
     def write_counters(self, counters: list[dict[str, Any]]) -> None:
         if not counters:

@@ -48,6 +48,17 @@ def l7_ids(app_name: str | None) -> tuple[int, int]:
         return 0, 0
 
 
+@lru_cache(maxsize=4096)
+def l7_name(l7_proto: int, l7_proto_master: int = 0) -> str:
+    """nDPI's name for ids (e.g. from an exporter's application field); 'Unknown' when unknown."""
+    try:
+        from flowscope.flows.ndpi_catalog import catalog
+
+        return catalog().app_name(l7_proto, l7_proto_master)
+    except Exception:
+        return "Unknown"
+
+
 @lru_cache(maxsize=1024)
 def category_id(name: str | None) -> int:
     if not name:

@@ -38,4 +38,5 @@ def attach(app):
         batch_rows=int(section.get("batch_rows", getattr(app.config, "batch_rows", 5000))),
         batch_seconds=float(section.get("batch_seconds", getattr(app.config, "batch_seconds", 1.0))),
         snmp=_LazySnmp(app),
+        live=app.live,
     )

@@ -1,0 +1,45 @@
+"""The collector through the real server and the real MCP client: softflowd exports the project's
+own demo capture as IPFIX, and the core flow tools answer on the collected flows."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fsharness import DEMO, mcp_session
+from tests.collector.conftest import free_udp_port, softflowd
+
+
+async def test_collected_flows_through_the_flow_tools(make_server, tmp_path):
+    port = free_udp_port()
+    server = make_server(["--collect", f"udp://127.0.0.1:{port}"])
+    packets, octets = softflowd(DEMO, port, "10", tmp_path)
+    assert packets > 0
+    async with mcp_session(server) as session:
+        totals = None
+        for _ in range(40):  # the collector stores a batch every second
+            q = await session.call_tool("query", {"sql": "SELECT count(), sum(PACKETS), sum(TOTAL_BYTES) FROM flows "
+                                                         "WHERE SOURCE_TYPE = 'ipfix'"})
+            totals = [int(v) for v in q.structured_content["rows"][0]]
+            if totals[1] >= packets:
+                break
+            await asyncio.sleep(0.5)
+        count, stored_packets, stored_bytes = totals
+        assert (stored_packets, stored_bytes) == (packets, octets)  # softflowd's own totals
+
+        exporters = (await session.call_tool("list_flow_exporters", {})).structured_content["exporters"]
+        assert [e["type"] for e in exporters] == ["ipfix"] and exporters[0]["address"] == "127.0.0.1"
+        assert exporters[0]["records"] == count and exporters[0]["undecodable"] == 0
+
+        hist = (await session.call_tool("get_historical_flow", {"limit": 1000})).structured_content
+        assert len(hist["flows"]) == count and {f["source_type"] for f in hist["flows"]} == {"ipfix"}
+        live = (await session.call_tool("get_live_flows", {"limit": 1000})).structured_content
+        assert live["total"] == count and {f["source_type"] for f in live["flows"]} == {"ipfix"}
+        assert sum(f["bytes"] for f in live["flows"]) == octets
+        dns = (await session.call_tool("get_live_flows", {"port": 53, "limit": 100})).structured_content
+        assert dns["flows"] and all(53 in (f["src_port"], f["dst_port"]) for f in dns["flows"])
+        summary = (await session.call_tool("get_live_flows_summary", {"group_by": "destination"})).structured_content
+        assert "10.77.0.1" in {r["key"] for r in summary["rows"]}
+
+    async with mcp_session(server, token="restricted") as session:  # allowed 192.168.0.0/16 only
+        res = (await session.call_tool("get_live_flows", {"limit": 1000})).structured_content
+        assert res["flows"] == []
