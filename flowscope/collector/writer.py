@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable
 
 from flowscope.collector.mapping import COLUMNS, live_row
+from flowscope.services.snmp.rates import CounterSample, compute_rates
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class StoreWriter:
         self.batch_seconds = batch_seconds
         self.hooks = hooks if hooks is not None else []
         self.live = live  # the app's live table: collected flows show there as finished flows
+        self._last_counters: dict[tuple[str, int], CounterSample] = {}
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -130,3 +132,31 @@ class StoreWriter:
             self.counters_written += len(data)
         except Exception:
             log.exception("could not store %d sFlow interface counters", len(data))
+        rates = self._interface_rates(counters)
+        if rates:
+            try:
+                self.store.insert_dicts("snmp_interface_ts", rates)
+            except Exception:
+                log.exception("could not store %d sFlow interface rates", len(rates))
+
+    def _interface_rates(self, counters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rates between successive counter samples of an interface, as SNMP polling stores them,
+        so the SNMP timeseries and charts show sFlow agents' interfaces too."""
+        out = []
+        for c in sorted(counters, key=lambda c: c["time_ms"]):
+            cur = CounterSample(time=c["time_ms"] / 1000, uptime_ticks=None, speed_bps=c["if_speed"], octet_bits=64,
+                                in_octets=c["in_octets"], out_octets=c["out_octets"], in_errors=c["in_errors"],
+                                out_errors=c["out_errors"], in_discards=c["in_discards"],
+                                out_discards=c["out_discards"], in_pkts=c["in_ucast_pkts"],
+                                out_pkts=c["out_ucast_pkts"])
+            key = (c["agent"], c["if_index"])
+            rates = compute_rates(self._last_counters.get(key), cur)
+            self._last_counters[key] = cur
+            if rates is None:
+                continue
+            status = c["if_status"]
+            out.append({"time": _ms_text(c["time_ms"]), "device": f"sflow:{c['agent']}", "host": c["agent"],
+                        "if_index": c["if_index"], "if_name": str(c["if_index"]), "interval_s": rates.interval_s,
+                        "speed_bps": c["if_speed"], "admin_status": "up" if status & 1 else "down",
+                        "oper_status": "up" if status & 2 else "down", **rates.as_dict()})
+        return out

@@ -282,3 +282,19 @@ def test_sflow_flow_samples_are_scaled_and_counters_kept():
     c.handle(sflow_datagram([sflow_flow_sample(1, 100)], seq=5), ("127.0.0.1", 6343))
     snap = c.registry.all()[0].snapshot()
     assert snap["lost"] == 3 and snap["lost_unit"] == "datagrams"
+
+
+def test_sflow_counters_become_snmp_style_interface_rates(store):
+    from flowscope.collector.writer import StoreWriter
+
+    c = Collector()
+    _, first = c.handle(sflow_datagram([sflow_counter_sample(3, 1_000_000, 500_000)]), ("127.0.0.1", 6343))
+    _, second = c.handle(sflow_datagram([sflow_counter_sample(3, 3_500_000, 600_000)], seq=2), ("127.0.0.1", 6343))
+    second[0]["time_ms"] = first[0]["time_ms"] + 20_000  # 20 s between the two samples
+    writer = StoreWriter(store)
+    writer.write_counters(first)
+    writer.write_counters(second)
+    rows = store.query("SELECT device, host, if_index, interval_s, in_bps, out_bps, in_util, oper_status "
+                       "FROM snmp_interface_ts").rows
+    assert rows == [["sflow:192.0.2.50", "192.0.2.50", 3, 20, 1_000_000, 40_000, 0.1, "up"]]
+    assert store.query("SELECT count() FROM sflow_counters").rows[0][0] == 2
