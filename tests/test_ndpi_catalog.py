@@ -240,3 +240,15 @@ def test_ids_agree_with_ndpireader_reference_outputs(cat):
 def test_fallback_layout_matches_this_build():
     """The hard-coded nDPI 5.0 offsets (used without cffi type info) match the real ones."""
     assert nc._layout() == nc._DEFAULT_LAYOUT
+
+
+def test_risk_score_is_ndpis_own():
+    import ctypes
+
+    from flowscope.flows.ndpi_catalog import _load_library, catalog
+
+    lib, cat = _load_library(), catalog()
+    client, server = ctypes.c_uint16(), ctypes.c_uint16()
+    for bitmap in (0, 1 << 2, (1 << 2) | (1 << 12) | (1 << 14), (1 << 56) - 2):
+        assert cat.risk_score(bitmap) == lib.ndpi_risk2score(bitmap, ctypes.byref(client), ctypes.byref(server))
+    assert cat.risk_score((1 << 2) | (1 << 12) | (1 << 14)) == 260  # as ndpiReader scores SQL injection flows

@@ -54,7 +54,7 @@ def stream(source: str, *, bpf: str | None = None, idle_timeout: int, active_tim
         active_timeout=active_timeout,
         accounting_mode=ACCOUNTING_LINK_LAYER,
         n_dissections=20,
-        statistical_analysis=False,
+        statistical_analysis=True,  # per-direction TCP flag counts (SRC2DST_TCP_FLAGS); measured at no cost
         n_meters=n_meters,
         decode_tunnels=True,
     )

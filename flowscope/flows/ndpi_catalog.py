@@ -89,6 +89,8 @@ class Catalog:
     categories: dict[int, str]
     breeds: dict[int, str]
     risks: dict[int, str]
+    #: nDPI's score (client + server) of each risk bit, as ndpi_risk2score gives it
+    risk_scores: dict[int, int] = field(default_factory=dict)
     _by_id: dict[int, Proto] = field(default_factory=dict, repr=False, compare=False)
     _by_name: dict[str, Proto] = field(default_factory=dict, repr=False, compare=False)
 
@@ -118,6 +120,10 @@ class Catalog:
         if not 0 <= bit < RISK_BITS:
             raise ValueError(f"risk bit must be in 0..{RISK_BITS - 1}, got {bit}")
         return self.risks.get(bit, str(bit))
+
+    def risk_score(self, bitmap: int) -> int:
+        """nDPI's score of a ``FLOW_RISK`` bitmap: the sum of its risks' scores (ntopng's flow SCORE)."""
+        return sum(score for bit, score in self.risk_scores.items() if (bitmap >> bit) & 1)
 
     def risk_names(self, bitmap: int) -> list[str]:
         """Names of the risks set in a ``FLOW_RISK`` bitmap, lowest bit first."""
@@ -218,6 +224,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "ndpi_get_proto_breed_name": (ctypes.c_char_p, [ctypes.c_int]),
     "ndpi_category_get_name": (ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_int]),
     "ndpi_risk2str": (ctypes.c_char_p, [ctypes.c_int]),
+    "ndpi_risk2score": (ctypes.c_uint16, [ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint16),
+                                          ctypes.POINTER(ctypes.c_uint16)]),
 }
 
 
@@ -310,10 +318,15 @@ def _build() -> Catalog:
             raise NdpiCatalogError("nDPI returned no protocols (or no 'Unknown' at id 0)")
 
         risks: dict[int, str] = {}
+        risk_scores: dict[int, int] = {}
+        client, server = ctypes.c_uint16(), ctypes.c_uint16()
         for bit in range(RISK_BITS):
             rname = _s(lib.ndpi_risk2str(bit))
             if rname and rname != str(bit):
                 risks[bit] = rname
+                score = int(lib.ndpi_risk2score(1 << bit, ctypes.byref(client), ctypes.byref(server)))
+                if score:
+                    risk_scores[bit] = score
     finally:
         lib.ndpi_exit_detection_module(mod)
 
@@ -324,6 +337,7 @@ def _build() -> Catalog:
         categories=categories,
         breeds=breeds,
         risks=risks,
+        risk_scores=risk_scores,
     )
 
 

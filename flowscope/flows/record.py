@@ -59,6 +59,19 @@ def l7_name(l7_proto: int, l7_proto_master: int = 0) -> str:
         return "Unknown"
 
 
+@lru_cache(maxsize=4096)
+def risk_score(risk: int) -> int:
+    """ntopng's flow SCORE from nDPI's risk bitmap (nDPI's own per-risk scores)."""
+    if not risk:
+        return 0
+    try:
+        from flowscope.flows.ndpi_catalog import catalog
+
+        return min(catalog().risk_score(risk), 65535)
+    except Exception:
+        return 0
+
+
 @lru_cache(maxsize=1024)
 def category_id(name: str | None) -> int:
     if not name:
@@ -121,7 +134,7 @@ def flow_row(f: Any, interface_id: int, source_type: str, risk: int = 0) -> dict
         "L7_PROTO_MASTER": master,
         "L7_CATEGORY": category_id(f.application_category_name),
         "FLOW_RISK": risk,
-        "SCORE": 0,
+        "SCORE": risk_score(risk),
         "INFO": server_name,
         "DOMAIN_NAME": server_name,
         "CLIENT_FINGERPRINT": f.client_fingerprint or "",

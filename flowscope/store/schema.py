@@ -115,7 +115,8 @@ FLOWS = register(Table(
         C("L7_PROTO_MASTER", "UInt16", "nDPI master protocol id, e.g. TLS for TLS.Google; 0 when none"),
         C("L7_CATEGORY", "UInt16", "nDPI category id"),
         C("FLOW_RISK", "UInt64", "nDPI flow risk bitmap (bit N set = risk id N)"),
-        C("SCORE", "UInt16", "Flow score: higher is more suspicious"),
+        C("SCORE", "UInt16", "Flow score: nDPI's score of the flow's risks (sum over FLOW_RISK bits); higher "
+                             "is more suspicious"),
         C("INFO", "String", "Most relevant flow info: TLS SNI, HTTP host or DNS query"),
         C("DOMAIN_NAME", "String", "Server name requested by the client (SNI, Host, DNS query)"),
         C("CLIENT_FINGERPRINT", "String", "Client fingerprint (JA4/JA3 for TLS, HASSH for SSH)"),

@@ -202,3 +202,12 @@ async def test_revoked_token_stops_working(server, tmp_path):
     assert _post(server, INIT, {"Authorization": f"Token {token}"}).status_code == 401
     listing = cli(server.data_dir, "token", "list").stdout
     assert token not in listing and f"{token_id}\tanalyst\trevoked" in listing
+
+
+async def test_tcp_flags_are_recorded(server):
+    res = await call_tool(server, "query", {"sql": "SELECT SRC2DST_TCP_FLAGS, DST2SRC_TCP_FLAGS FROM flows "
+                                                   "WHERE PROTOCOL = 6 AND IP_DST_PORT = 80"})
+    rows = res.structured_content["rows"]
+    assert rows
+    for client, srv in rows:  # full HTTP exchanges: SYN and ACK from the client, SYN+ACK back
+        assert client & 0x12 == 0x12 and srv & 0x12 == 0x12
