@@ -58,7 +58,7 @@ class Config:
     #: file sources: long timeouts keep each flow whole, as ndpiReader does
     file_idle_timeout: int = 3600
     file_active_timeout: int = 86400
-    batch_rows: int = 5000
+    batch_rows: int = 50_000  # or batch_seconds, whichever comes first
     batch_seconds: float = 1.0
     max_live_flows: int = 1_000_000
     query_timeout_s: int = 30

@@ -31,7 +31,7 @@ def widen_app_names() -> None:
 
 class FlowCollector:
     def __init__(self, store, urls: list[str], *, hooks: list[Callable] | None = None,
-                 batch_rows: int = 5000, batch_seconds: float = 1.0, first_interface_id: int = FIRST_INTERFACE_ID,
+                 batch_rows: int = 50_000, batch_seconds: float = 1.0, first_interface_id: int = FIRST_INTERFACE_ID,
                  snmp: Any = None, live: Any = None):
         self.store = store
         self.writer = StoreWriter(store, batch_rows, batch_seconds, hooks, live=live)

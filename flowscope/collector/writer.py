@@ -26,7 +26,7 @@ def _ms_text(ms: int) -> str:
 
 
 class StoreWriter:
-    def __init__(self, store, batch_rows: int = 5000, batch_seconds: float = 1.0,
+    def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000,
                  live=None):
         self.store = store

@@ -35,7 +35,7 @@ def attach(app):
     return FlowCollector(
         app.store, urls,
         hooks=getattr(app, "flow_hooks", None),
-        batch_rows=int(section.get("batch_rows", getattr(app.config, "batch_rows", 5000))),
+        batch_rows=int(section.get("batch_rows", getattr(app.config, "batch_rows", 50_000))),
         batch_seconds=float(section.get("batch_seconds", getattr(app.config, "batch_seconds", 1.0))),
         snmp=_LazySnmp(app),
         live=app.live,

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class FlowWriter:
-    def __init__(self, store, batch_rows: int = 5000, batch_seconds: float = 1.0,
+    def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None,
                  enrich: Callable[[list[dict]], None] | None = None):
         self.store = store
