@@ -28,7 +28,9 @@ class Source:
     packets: int = 0
     bytes: int = 0
     flows: int = 0
-    drops: int = 0
+    #: capture drops: 0 for files (reading a file drops nothing); None for interfaces, where
+    #: nfstream does not report them
+    drops: int | None = 0
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 
@@ -61,6 +63,7 @@ class Sources:
 
     def start_interface(self, iface: str) -> Source:
         src = self.add("interface", iface)
+        src.drops = None
         self._spawn(self._run_interface, src)
         self._spawn(self._sweep_interface, src)
         return src

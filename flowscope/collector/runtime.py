@@ -98,6 +98,16 @@ class FlowCollector:
         self.store.insert("flow_exporters", cols, rows)
 
     # --- views for the MCP tools ----------------------------------------------------------------
+    def interfaces(self) -> list[dict[str, Any]]:
+        """The listeners as sources for get_interfaces: what each stored so far."""
+        out = []
+        for lst in self.listeners:
+            flows, packets, octets = self.writer.per_interface.get(lst.interface_id, (0, 0, 0))
+            out.append({"id": lst.interface_id, "kind": "collector", "name": lst.url,
+                        "state": "running" if lst.transport is not None else "failed" if self.started else "stopped",
+                        "packets": packets, "bytes": octets, "flows": flows, "drops": None, "error": None})
+        return out
+
     def status(self) -> dict[str, Any]:
         c = self.collector
         return {

@@ -20,6 +20,9 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
                    "out_broadcast_pkts", "out_discards", "out_errors")
 
 
+_IFACE, _PACKETS, _BYTES = (COLUMNS.index(c) for c in ("INTERFACE_ID", "PACKETS", "TOTAL_BYTES"))
+
+
 def _ms_text(ms: int) -> str:
     s, frac = divmod(int(ms), 1000)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
@@ -35,6 +38,8 @@ class StoreWriter:
         self.hooks = hooks if hooks is not None else []
         self.live = live  # the app's live table: collected flows show there as finished flows
         self._last_counters: dict[tuple[str, int], CounterSample] = {}
+        #: INTERFACE_ID -> [flows, packets, bytes] stored, for get_interfaces
+        self.per_interface: dict[int, list[int]] = {}
         self._q: queue.Queue = queue.Queue(maxsize=queue_max)
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -109,6 +114,11 @@ class StoreWriter:
             self.failed_rows += len(rows)
             log.exception("could not store %d collected flows", len(rows))
             return
+        for r in rows:
+            tally = self.per_interface.setdefault(r[_IFACE], [0, 0, 0])
+            tally[0] += 1
+            tally[1] += r[_PACKETS]
+            tally[2] += r[_BYTES]
         if not self.hooks and self.live is None:
             return
         dicts = [dict(zip(COLUMNS, r)) for r in rows]

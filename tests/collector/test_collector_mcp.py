@@ -26,6 +26,11 @@ async def test_collected_flows_through_the_flow_tools(make_server, tmp_path):
         count, stored_packets, stored_bytes = totals
         assert (stored_packets, stored_bytes) == (packets, octets)  # softflowd's own totals
 
+        sources = (await session.call_tool("get_interfaces", {})).structured_content["interfaces"]
+        assert [(i["kind"], i["name"], i["state"]) for i in sources] == [
+            ("collector", f"udp://127.0.0.1:{port}", "running")]
+        assert (sources[0]["flows"], sources[0]["packets"], sources[0]["bytes"]) == (count, packets, octets)
+
         exporters = (await session.call_tool("list_flow_exporters", {})).structured_content["exporters"]
         assert [e["type"] for e in exporters] == ["ipfix"] and exporters[0]["address"] == "127.0.0.1"
         assert exporters[0]["records"] == count and exporters[0]["undecodable"] == 0

@@ -24,7 +24,7 @@ class Interface(BaseModel):
     packets: int
     bytes: int
     flows: int
-    drops: int
+    drops: int | None = Field(description="Packets the capture dropped; null when not measured (live interfaces)")
     live_flows: int
     error: str | None = None
 
@@ -35,7 +35,7 @@ class Interfaces(BaseModel):
 
     def text(self) -> str:
         return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
-                         f"{i.drops} drops{' error: ' + i.error if i.error else ''}" for i in self.interfaces) \
+                         f"{'?' if i.drops is None else i.drops} drops{' error: ' + i.error if i.error else ''}" for i in self.interfaces) \
             or "no sources: start flowscope serve with --pcap FILE or --interface IFACE"
 
 
