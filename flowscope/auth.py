@@ -15,10 +15,11 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from flowscope.config import parse_networks
 from flowscope.store import local_db
+from flowscope.store.schema import FLOWS
 
 ROLES = ("admin", "user")
 TOKEN_PREFIX = "fs_"
@@ -60,21 +61,39 @@ class Principal:
     def can_see_flow(self, src: str | None, dst: str | None) -> bool:
         return self.can_see(src) or self.can_see(dst)
 
-    def sql_filter(self, columns: Sequence[str]) -> str:
+    def sql_filter(self, columns: Sequence[str],
+                   address_columns: Mapping[str, tuple[str, str, str]] | None = None) -> str:
         """A SQL boolean true when any of `columns` (IP strings) is inside the allowed networks.
 
-        Built only from column names given by our own code and CIDRs normalised by ipaddress,
-        never from request text.
+        A column listed in `address_columns` (see `Table.address_columns`) is compared through its
+        numeric columns. Built only from column names given by our own code and CIDRs normalised
+        by ipaddress, never from request text.
         """
         if not self.allowed_networks:
             return "1"
-        # Columns may hold '' or a name (alerts about no host): such rows match no network.
-        safe = {col: f"if(isIPv4String({col}) OR isIPv6String({col}), {col}, '::')" for col in columns}
-        terms = [
-            f"isIPAddressInRange({safe[col]}, '{net}')"
-            for col in columns for net in self.allowed_networks
-        ]
+        terms = []
+        for col in columns:
+            forms = (address_columns or {}).get(col)
+            for net in self.allowed_networks:
+                terms.append(_numeric_term(forms, net) if forms else _text_term(col, net))
         return "(" + " OR ".join(terms) + ")"
+
+    def flows_filter(self) -> str:
+        """`sql_filter` for the `flows` table: either end inside the allowed networks."""
+        return self.sql_filter(FLOWS.network_columns, FLOWS.address_columns)
+
+
+def _text_term(col: str, net: IPNetwork) -> str:
+    # Columns may hold '' or a name (alerts about no host): such rows match no network.
+    return f"isIPAddressInRange(if(isIPv4String({col}) OR isIPv6String({col}), {col}, '::'), '{net}')"
+
+
+def _numeric_term(forms: tuple[str, str, str], net: IPNetwork) -> str:
+    version, v4, v6 = forms
+    lo, hi = net.network_address, net.broadcast_address
+    if net.version == 4:
+        return f"({version} = 4 AND {v4} BETWEEN {int(lo)} AND {int(hi)})"
+    return f"({version} = 6 AND {v6} BETWEEN toIPv6('{lo}') AND toIPv6('{hi}'))"
 
 
 def hash_token(token: str) -> str:

@@ -160,7 +160,7 @@ HISTORY_COLUMNS = (
 
 def history_where(principal: Principal, flt: FlowFilter, begin: float | None, end: float | None,
                   params: dict[str, Any]) -> str:
-    where = flt.sql(params) + [time_where(begin, end, params), principal.sql_filter(["SRC_IP", "DST_IP"])]
+    where = flt.sql(params) + [time_where(begin, end, params), principal.flows_filter()]
     return " AND ".join(where)
 
 
@@ -192,6 +192,6 @@ def search_history(app, principal: Principal, flt: FlowFilter, begin: float | No
 
 def history_flow(app, principal: Principal, flow_id: int) -> dict | None:
     params = {"id": flow_id}
-    where = "FLOW_ID = {id:UInt64} AND " + principal.sql_filter(["SRC_IP", "DST_IP"])
+    where = "FLOW_ID = {id:UInt64} AND " + principal.flows_filter()
     rows = app.store.query(f"SELECT {HISTORY_COLUMNS} FROM flows WHERE {where} LIMIT 1", params).dicts()
     return rows[0] if rows else None

@@ -166,7 +166,7 @@ def _scope_tables(tree: exp.Expression, principal) -> exp.Expression:
             if not table.network_columns:
                 return node
             cols = ", ".join(["*"] + table.alias_names())
-            where = principal.sql_filter(table.network_columns)
+            where = principal.sql_filter(table.network_columns, table.address_columns)
             sub = sqlglot.parse_one(f"(SELECT {cols} FROM `{table.name}` WHERE {where})", read="clickhouse")
             alias = node.alias or table.name
             return exp.Subquery(this=sub.this if isinstance(sub, exp.Subquery) else sub,

@@ -41,6 +41,9 @@ class Table:
     ttl: str | None = None
     #: columns holding IP strings, used to scope rows to a user's allowed networks
     network_columns: tuple[str, ...] = ()
+    #: network columns that are ALIASes of numeric ones: name -> (version, IPv4 UInt32, IPv6)
+    #: columns, so that network filters compare numbers instead of formatting text
+    address_columns: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     #: readable by users with allowed networks although it has no network column (lookups)
     public: bool = False
     #: only admins may read it (e.g. the audit log)
@@ -166,6 +169,8 @@ FLOWS = register(Table(
     order_by="(FIRST_SEEN, FLOW_ID)",
     partition_by="toYYYYMMDD(FIRST_SEEN)",
     network_columns=("SRC_IP", "DST_IP"),
+    address_columns={"SRC_IP": ("IP_PROTOCOL_VERSION", "IPV4_SRC_ADDR", "IPV6_SRC_ADDR"),
+                     "DST_IP": ("IP_PROTOCOL_VERSION", "IPV4_DST_ADDR", "IPV6_DST_ADDR")},
 ))
 
 NDPI_PROTOCOLS = register(Table(

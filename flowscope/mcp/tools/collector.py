@@ -151,7 +151,7 @@ class InterfacesResult(BaseModel):
 
 def _interfaces(app, principal, exporter: str | None, begin: float | None, end: float | None,
                 limit: int) -> tuple[list[dict], bool]:
-    where = ["PROBE_IP != ''", f"({principal.sql_filter(['SRC_IP', 'DST_IP'])})"]
+    where = ["PROBE_IP != ''", f"({principal.flows_filter()})"]
     params: dict[str, Any] = {"lim": limit + 1}
     if exporter is not None:
         where.append("PROBE_IP = {exporter:String}")

@@ -711,7 +711,7 @@ class AlertsService:
 
     def observed_servers(self, principal: Any = None, limit: int = 20) -> dict[str, list[dict]]:
         """Servers seen in stored flows for each kind, busiest first."""
-        scope = principal.sql_filter(["SRC_IP", "DST_IP"]) if principal is not None else "1"
+        scope = principal.flows_filter() if principal is not None else "1"
         queries = {
             "dns": "IP_DST_PORT = 53 AND PROTOCOL IN (6, 17)",
             "dhcp": "PROTOCOL = 17 AND IP_DST_PORT = 67 AND DST2SRC_PACKETS > 0",

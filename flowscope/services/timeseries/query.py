@@ -28,7 +28,6 @@ from flowscope.store import schema
 STEPS = (60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 MAX_POINTS = 2000
 MAX_ROWS = 200_000
-FLOW_SCOPE_COLUMNS = ("SRC_IP", "DST_IP")
 #: dimensions whose values are addresses: restricted users may only name ones inside their networks
 IP_DIMENSIONS = {"host", "client", "server", "device", "target"}
 
@@ -187,7 +186,7 @@ def source_for(kind: SeriesKind, table: str | None, principal) -> Source:
         assert table is not None
         if principal.restricted and kind.scope == "flows":
             rollup = schema.TS_ROLLUPS[kind.rollup]
-            sub = rollup.rows_sql(principal.sql_filter(list(FLOW_SCOPE_COLUMNS)))
+            sub = rollup.rows_sql(principal.flows_filter())
             return Source(f"({sub}) AS src", "time", "flows", "flows")
         scope = principal.sql_filter(list(kind.scope_columns)) if kind.scope == "columns" else "1"
         return Source(f"`{table}`", "time", "rollup", table, scope)
@@ -487,7 +486,7 @@ def sankey_links(app, principal, start=None, end=None, filters: dict | None = No
         raise TimeseriesError("sankey metric must be bytes, packets or flows")
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
     terms = ["LAST_SEEN >= {t_start:DateTime64(3, 'UTC')}", "LAST_SEEN < {t_end:DateTime64(3, 'UTC')}",
-             principal.sql_filter(list(FLOW_SCOPE_COLUMNS))]
+             principal.flows_filter()]
     allowed = {"application": APP_LABEL, "client": "SRC_IP", "server": "DST_IP",
                "interface_id": "INTERFACE_ID", "l4_proto": "L4_PROTO_NAME"}
     for i, (name, val) in enumerate((filters or {}).items()):
