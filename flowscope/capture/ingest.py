@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -60,7 +61,12 @@ def check_readable(path: str) -> None:
         raise IngestError(f"{path}: not a pcap or pcapng capture (unknown magic {magic.hex() or 'empty file'})")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # nfstream ends its meter processes on KeyboardInterrupt
+
+
 def _worker(path: str, bpf: str | None, idle: int, active: int, interface_id: int, source_type: str, conn) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     batch: list[dict] = []
     try:
         for f in stream(path, bpf=bpf, idle_timeout=idle, active_timeout=active):
@@ -112,6 +118,9 @@ def meter_file(path: str, *, workers: int = 1, idle_timeout: int, active_timeout
     finally:
         for p in procs:
             p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()  # the worker ends its own nfstream meters first
+                p.join(timeout=5)
             if p.is_alive():
                 p.kill()
     if errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import threading
 import time
@@ -128,4 +129,13 @@ class Sources:
                 return
 
     def stop(self) -> None:
+        """Stop metering: nfstream's meter processes (children of this process) are ended too,
+        since a meter waiting for packets on a quiet interface would otherwise outlive us."""
         self._stop.set()
+        children = mp.active_children()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(timeout=5)
+            if child.is_alive():
+                child.kill()

@@ -90,6 +90,14 @@ async def test_live_interface_flows_within_seconds(make_server):
             iface = (await session.call_tool("get_interfaces", {})).structured_content["interfaces"][0]
             assert iface["kind"] == "interface" and iface["name"] == "lo" and iface["state"] == "running"
             assert iface["packets"] > 0
+        # stopping the server ends nfstream's meter processes too (a quiet interface kept them alive)
+        import psutil
+
+        children = psutil.Process(server.proc.pid).children(recursive=True)
+        assert children  # the meter
+        server.stop()
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, [p.cmdline() for p in alive]
     finally:
         stop.set()
         httpd.shutdown()
