@@ -19,7 +19,8 @@ from flowscope.flows.record import flow_row
 
 BATCH = 2000  # rows a worker sends at a time
 INSERT_ROWS = 50_000  # rows stored at a time (measured: 2k-row inserts reach 18k rows/s, 50k 68k)
-_ctx = mp.get_context("fork")
+_ctx = mp.get_context("forkserver")
+_ctx.set_forkserver_preload(["flowscope.capture.ingest"])
 
 
 class IngestError(Exception):
@@ -65,13 +66,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt  # nfstream ends its meter processes on KeyboardInterrupt
 
 
-def _worker(path: str, bpf: str | None, idle: int, active: int, interface_id: int, source_type: str, conn) -> None:
+def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: int, source_type: str,
+            batch_rows: int, conn) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     batch: list[dict] = []
     try:
-        for f in stream(path, bpf=bpf, idle_timeout=idle, active_timeout=active):
+        for f in stream(source, bpf=bpf, idle_timeout=idle, active_timeout=active):
             batch.append(flow_row(f, interface_id, source_type, flow_risk(f)))
-            if len(batch) >= BATCH:
+            if len(batch) >= batch_rows:
                 conn.send(("rows", batch))
                 batch = []
         conn.send(("rows", batch))
@@ -79,20 +81,25 @@ def _worker(path: str, bpf: str | None, idle: int, active: int, interface_id: in
     except Exception as exc:  # report, never hang the parent
         conn.send(("rows", batch))
         conn.send(("error", str(exc) or type(exc).__name__))
+    except KeyboardInterrupt:
+        pass
     finally:
         conn.close()
 
 
-def meter_file(path: str, *, workers: int = 1, idle_timeout: int, active_timeout: int,
-               interface_id: int = 0, source_type: str = "pcap") -> Iterable[list[dict]]:
-    """Yield batches of flow rows for one file; raise IngestError on an unreadable capture."""
-    check_readable(path)
+def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: int, interface_id: int = 0,
+          source_type: str = "pcap", batch_rows: int = BATCH) -> Iterable[list[dict]]:
+    """Yield batches of flow rows metered from a capture file or an interface.
+
+    The meters run in processes started by a fork server: forking this process itself is unsafe
+    once it has threads (the server, the embedded ClickHouse), as a lock held by another thread at
+    fork time can deadlock the child."""
     workers = max(1, workers)
     pipes, procs = [], []
     for i in range(workers):
         parent, child = _ctx.Pipe(duplex=False)
-        p = _ctx.Process(target=_worker, args=(path, split_filter(workers, i), idle_timeout, active_timeout,
-                                               interface_id, source_type, child), daemon=False)
+        p = _ctx.Process(target=_worker, args=(source, split_filter(workers, i), idle_timeout, active_timeout,
+                                               interface_id, source_type, batch_rows, child), daemon=False)
         p.start()
         child.close()
         pipes.append(parent)
@@ -124,7 +131,13 @@ def meter_file(path: str, *, workers: int = 1, idle_timeout: int, active_timeout
             if p.is_alive():
                 p.kill()
     if errors:
-        raise IngestError(f"{path}: {errors[0]}")
+        raise IngestError(f"{source}: {errors[0]}")
+
+
+def meter_file(path: str, **kw) -> Iterable[list[dict]]:
+    """`meter` for a capture file; raise IngestError on an unreadable capture."""
+    check_readable(path)
+    return meter(path, **kw)
 
 
 def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_timeout: int = 3600,

@@ -10,9 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from flowscope.capture.ingest import IngestError, meter_file
-from flowscope.capture.nfstream_source import flow_risk, stream
-from flowscope.flows.record import flow_row
+from flowscope.capture.ingest import IngestError, meter, meter_file
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +102,15 @@ class Sources:
         src.state = "running"
         self._notify(src)
         try:
-            # nfstream hands over a segment after LIVE_UPDATE_S of activity or of silence; the live table
-            # merges them, and the sweeper stores a flow once it has been quiet for idle_timeout.
-            for f in stream(src.name, idle_timeout=LIVE_UPDATE_S, active_timeout=LIVE_UPDATE_S):
+            # nfstream hands over a segment after LIVE_UPDATE_S of activity or of silence; the live
+            # table merges them, and the sweeper stores a flow once it has been quiet for idle_timeout.
+            for rows in meter(src.name, idle_timeout=LIVE_UPDATE_S, active_timeout=LIVE_UPDATE_S,
+                              interface_id=src.id, source_type="interface", batch_rows=1):
                 if self._stop.is_set():
                     break
-                row = flow_row(f, src.id, "interface", flow_risk(f))
-                src.count([row])
-                self.app.live.merge_segment(row)
+                src.count(rows)
+                for row in rows:
+                    self.app.live.merge_segment(row)
             src.state = "done"
         except Exception as exc:
             src.state, src.error = "failed", f"{src.name}: {exc}"
