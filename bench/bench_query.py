@@ -94,16 +94,15 @@ def main() -> None:
         count = store.query("SELECT count() FROM flows").scalar()
         print(f"flows: {int(count):,} rows generated in {time.perf_counter() - t0:.1f} s; {load()}")
 
-        app = SimpleNamespace(store=store, config=SimpleNamespace(query_timeout_s=120))
+        app = SimpleNamespace(store=store)
         admin = Principal(name="b", role="admin")
         restricted = Principal(name="r", role="user", allowed_networks=(ipaddress.ip_network("192.168.0.0/16"),))
         restricted_sql = guard_sql(SQL, restricted)
-        conn = store.backend._conn  # the very connection Store uses
+        conn = store.backend.pool._open(None)  # a connection of the Store's own pool
 
         def direct(sql: str):
             def run():
-                with store.backend._lock:
-                    return conn.query(sql, "JSONCompact").bytes()
+                return conn.query(sql, "JSONCompact").bytes()
             return run
 
         cases = {

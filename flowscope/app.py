@@ -25,7 +25,7 @@ class App:
     def __init__(self, config: Config):
         self.config = config
         self.auth = Auth(config.data_dir)
-        self.store = Store(config.data_dir, config.clickhouse_url)
+        self.store = Store(config.data_dir, config.clickhouse_url, config.query_limits())
         self.store.migrate()
         self.flow_hooks: list[Callable[[list[dict]], None]] = []
         self.source_hooks: list[Callable[[dict], None]] = []

@@ -62,6 +62,13 @@ class Config:
     batch_seconds: float = 1.0
     max_live_flows: int = 1_000_000
     query_timeout_s: int = 30
+    #: limits on every user query (see flowscope.store.store.QueryLimits); 0 means no limit
+    query_max_memory: int = 1 << 30
+    query_max_rows_to_read: int = 0
+    query_max_bytes_to_read: int = 0
+    query_max_threads: int = 0
+    query_max_per_user: int = 2
+    query_sql_lane: int = 2
     query_max_rows: int = 10_000
     config_file: str | None = None
     file_settings: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +85,14 @@ class Config:
                     setattr(self, key, value)
             self.collect += self.section("collector").get("listen", [])
         self.local_networks = parse_networks(self.local_networks)
+
+    def query_limits(self):
+        from flowscope.store.store import QueryLimits
+
+        return QueryLimits(timeout_s=self.query_timeout_s, max_memory=self.query_max_memory,
+                           max_rows_to_read=self.query_max_rows_to_read,
+                           max_bytes_to_read=self.query_max_bytes_to_read, max_threads=self.query_max_threads,
+                           per_user=self.query_max_per_user, sql_lane=self.query_sql_lane)
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.file_settings.get(name, {}))

@@ -3,6 +3,14 @@
 `ChdbBackend` embeds chDB on a data directory (the default: nothing to install);
 `ServerBackend` talks to a ClickHouse server or cluster through clickhouse-connect.
 Both take the same SQL, with values passed as `{name:Type}` parameters, never pasted.
+
+Each query borrows a connection of its own from a pool, in a *lane*: the writer, flowscope's
+own tool queries and users' SQL each have a bounded lane, so a heavy user query never queues a
+small lookup. A connection is opened in a given current database (a principal's scope database,
+see `flowscope.store.scopes`), so ClickHouse itself resolves the names a statement uses. A
+connection whose query failed is closed, never reused: chDB keeps the unread output of a failed
+query on its connection and hands it to the next query (the root cause of one user's error
+breaking the next user's call).
 """
 
 from __future__ import annotations
@@ -10,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 
 @dataclass
@@ -37,21 +46,38 @@ class QueryError(Exception):
         self.code = code
 
 
+class LaneBusy(RuntimeError):
+    """A lane stayed full for longer than the caller would wait."""
+
+
 # A batch may span many days (old captures, exporters with bad clocks): one part per day is fine,
 # a refused batch is not.
 INSERT_SETTINGS = "async_insert = 0, max_partitions_per_insert_block = 0"
 
+#: lane name -> how many queries may run in it at once
+DEFAULT_LANES = {"write": 2, "tools": 4, "sql": 2}
 
-def _settings_clause(settings: dict[str, Any] | None) -> str:
+
+def sql_literal(value: Any) -> str:
+    """A ClickHouse literal for a setting value: numbers, strings, and maps of strings."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"unsupported setting value {value!r}")
+
+
+def settings_clause(settings: dict[str, Any] | None) -> str:
     if not settings:
         return ""
-    parts = []
-    for k, v in settings.items():
-        if not k.replace("_", "").isalnum():
-            raise ValueError(f"bad setting name {k!r}")
-        value = "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" if isinstance(v, str) else int(v)
-        parts.append(f"{k} = {value}")
-    return " SETTINGS " + ", ".join(parts)
+    for name in settings:
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"bad setting name {name!r}")
+    return " SETTINGS " + ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items())
 
 
 def _error_code(text: str) -> int | None:
@@ -64,41 +90,109 @@ class StoreUnavailable(RuntimeError):
     """The database could not be opened; the message says what to do."""
 
 
+class Pool:
+    """Connections by current database, handed out one query at a time, within lanes."""
+
+    def __init__(self, opener: Callable[[str | None], Any], closer: Callable[[Any], None],
+                 lanes: dict[str, int] | None = None, max_idle: int = 4):
+        self._open, self._close = opener, closer
+        self._idle: dict[str | None, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._max_idle = max_idle
+        self.lanes = {name: threading.BoundedSemaphore(size) for name, size in (lanes or DEFAULT_LANES).items()}
+
+    @contextmanager
+    def connection(self, lane: str, database: str | None, wait_s: float | None = None) -> Iterator[Any]:
+        gate = self.lanes[lane]
+        if not gate.acquire(timeout=wait_s if wait_s is not None else -1):
+            raise LaneBusy(lane)
+        try:
+            with self._lock:
+                idle = self._idle.get(database)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                conn = self._open(database)
+            healthy = False
+            try:
+                yield conn
+                healthy = True
+            finally:
+                self._give_back(conn, database, healthy)
+        finally:
+            gate.release()
+
+    def _give_back(self, conn: Any, database: str | None, healthy: bool) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(database, [])
+            if healthy and len(idle) < self._max_idle:
+                idle.append(conn)
+                return
+        self._close(conn)
+
+    def forget(self, database: str) -> None:
+        with self._lock:
+            conns = self._idle.pop(database, [])
+        for conn in conns:
+            self._close(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            self._close(conn)
+
+
+def _quiet_close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
 class ChdbBackend:
     kind = "chdb"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, lanes: dict[str, int] | None = None):
         import chdb
 
         self.path = path
+        self._chdb = chdb
         try:
-            self._conn = chdb.connect(path)
+            self._keeper = chdb.connect(path)  # holds the data directory for the process's lifetime
         except Exception as exc:
             raise StoreUnavailable(
                 f"cannot open the embedded database in {path}: is another flowscope process using this data "
                 f"directory? Stop it, or use another --data-dir ({str(exc).strip()[:200]})") from None
-        self._lock = threading.RLock()
+        self.base_database = "default"
+        self.pool = Pool(self._connect, _quiet_close, lanes)
 
-    def query(self, sql: str, params: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None) -> Result:
-        text = sql + _settings_clause(settings)
-        with self._lock:
+    def _connect(self, database: str | None):
+        conn = self._chdb.connect(self.path)
+        if database:
+            conn.query(f"USE `{database}`")
+        return conn
+
+    def query(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+              *, lane: str = "tools", database: str | None = None, wait_s: float | None = None) -> Result:
+        text = sql + settings_clause(settings)
+        with self.pool.connection(lane, database, wait_s) as conn:
             try:
-                raw = self._conn.query(text, "JSONCompact", params=params or {})
+                raw = conn.query(text, "JSONCompact", params=params or {})
             except Exception as exc:  # chdb raises its own error type
                 msg = str(exc)
                 raise QueryError(msg, _error_code(msg)) from None
-        data = raw.bytes()
+            data = raw.bytes()
         if not data:
             return Result([], [])
         doc = json.loads(data)
         stats = doc.get("statistics", {})
         return Result([m["name"] for m in doc["meta"]], doc["data"], [m["type"] for m in doc["meta"]], stats)
 
-    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        with self._lock:
+    def command(self, sql: str, params: dict[str, Any] | None = None, *, lane: str = "write") -> None:
+        with self.pool.connection(lane, None) as conn:
             try:
-                self._conn.query(sql, "CSV", params=params or {})
+                conn.query(sql, "CSV", params=params or {})
             except Exception as exc:
                 msg = str(exc)
                 raise QueryError(msg, _error_code(msg)) from None
@@ -114,51 +208,58 @@ class ChdbBackend:
         return len(lines)
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
+        self.pool.close()
+        _quiet_close(self._keeper)
 
 
 class ServerBackend:
     kind = "clickhouse"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lanes: dict[str, int] | None = None):
         import clickhouse_connect
 
         self.url = url
-        self._client = clickhouse_connect.get_client(dsn=url)
-        self._lock = threading.RLock()
+        self._connect_fn = clickhouse_connect.get_client
+        probe = self._connect_fn(dsn=url)
+        self.base_database = probe.database or "default"
+        probe.close()
+        self.pool = Pool(self._connect, _quiet_close, lanes)
 
-    def query(self, sql: str, params: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None) -> Result:
-        with self._lock:
+    def _connect(self, database: str | None):
+        # one client per borrowed connection: no shared session, so queries never serialise
+        return self._connect_fn(dsn=self.url, database=database or self.base_database,
+                                autogenerate_session_id=False)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+              *, lane: str = "tools", database: str | None = None, wait_s: float | None = None) -> Result:
+        wire = {k: (sql_literal(v) if isinstance(v, dict) else v) for k, v in (settings or {}).items()}
+        with self.pool.connection(lane, database, wait_s) as client:
             try:
-                res = self._client.query(sql, parameters=params or {}, settings=settings or {})
+                res = client.query(sql, parameters=params or {}, settings=wire)
             except Exception as exc:
                 msg = str(exc)
                 raise QueryError(msg, _error_code(msg)) from None
         rows = [[_jsonable(v) for v in r] for r in res.result_rows]
         return Result(list(res.column_names), rows, [t.name for t in res.column_types], dict(res.summary or {}))
 
-    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        with self._lock:
+    def command(self, sql: str, params: dict[str, Any] | None = None, *, lane: str = "write") -> None:
+        with self.pool.connection(lane, None) as client:
             try:
-                self._client.command(sql, parameters=params or {})
+                client.command(sql, parameters=params or {})
             except Exception as exc:
-                raise QueryError(str(exc)) from None
+                msg = str(exc)
+                raise QueryError(msg, _error_code(msg)) from None
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
         data = [list(r) for r in rows]
         if data:
-            with self._lock:
-                self._client.insert(table, data, column_names=list(columns),
-                                    settings={"max_partitions_per_insert_block": 0})
+            with self.pool.connection("write", None) as client:
+                client.insert(table, data, column_names=list(columns),
+                              settings={"max_partitions_per_insert_block": 0})
         return len(data)
 
     def close(self) -> None:
-        self._client.close()
+        self.pool.close()
 
 
 def _jsonable(v: Any) -> Any:
@@ -169,7 +270,7 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
-def open_backend(data_dir: str, clickhouse_url: str | None = None):
+def open_backend(data_dir: str, clickhouse_url: str | None = None, lanes: dict[str, int] | None = None):
     if clickhouse_url:
-        return ServerBackend(clickhouse_url)
-    return ChdbBackend(data_dir)
+        return ServerBackend(clickhouse_url, lanes)
+    return ChdbBackend(data_dir, lanes)

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from flowscope.store import schema
 from flowscope.store.backend import Result, open_backend
+from flowscope.store.scopes import Scopes
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits on every query of users' SQL; tool queries get the time and memory limits too."""
+
+    timeout_s: int = 30
+    max_memory: int = 1 << 30
+    max_rows_to_read: int = 0  # 0: no limit
+    max_bytes_to_read: int = 0
+    max_threads: int = 0  # 0: ClickHouse's default (all cores)
+    per_user: int = 2  # concurrent SQL queries per user
+    sql_lane: int = 2  # concurrent SQL queries in all
+    tools_lane: int = 4  # concurrent tool queries in all
+
+
 class Store:
-    def __init__(self, data_dir: str, clickhouse_url: str | None = None):
-        self.backend = open_backend(f"{data_dir}/clickhouse", clickhouse_url)
+    def __init__(self, data_dir: str, clickhouse_url: str | None = None, limits: QueryLimits | None = None):
+        self.limits = limits or QueryLimits()
+        lanes = {"write": 2, "tools": self.limits.tools_lane, "sql": self.limits.sql_lane}
+        self.backend = open_backend(f"{data_dir}/clickhouse", clickhouse_url, lanes)
         self.kind = self.backend.kind
+        self.scopes = Scopes(self)
 
     def migrate(self) -> None:
-        """Create every registered table (idempotent)."""
+        """Create every registered table (idempotent); scope databases are remade on first use."""
         import flowscope.store.tables  # noqa: F401  (registers the tables of every service)
 
         for stmt in schema.statements():
             self.backend.command(stmt)
         self.load_ndpi_lookups()
+        self.scopes.reset()
 
     def load_ndpi_lookups(self) -> None:
         """Fill the nDPI lookup tables behind L7_PROTO_NAME and L7_CATEGORY_NAME."""
@@ -41,9 +61,13 @@ class Store:
         for name in ("ndpi_protocols", "ndpi_categories"):
             self.command(f"SYSTEM RELOAD DICTIONARY {name}")
 
-    def query(self, sql: str, params: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None) -> Result:
-        return self.backend.query(sql, params, settings)
+    def query(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+              *, lane: str = "tools", database: str | None = None, lane_wait_s: float | None = None) -> Result:
+        """Run a read query. Tool queries (lane "tools") get the time and memory limits by default."""
+        if lane == "tools":
+            settings = {"max_execution_time": self.limits.timeout_s, "max_memory_usage": self.limits.max_memory,
+                        **(settings or {})}
+        return self.backend.query(sql, params, settings, lane=lane, database=database, wait_s=lane_wait_s)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self.backend.command(sql, params)

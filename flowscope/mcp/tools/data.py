@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
+from flowscope.store.scopes import readable_tables
 
 
 class NoParams(BaseModel):
@@ -155,9 +156,7 @@ class Tables(BaseModel):
 
 
 def _visible(call: ToolContext) -> list[schema.Table]:
-    from flowscope.store.guard import _table_allowed
-
-    return [t for t in schema.TABLES.values() if _table_allowed(t, call.principal) is None]
+    return readable_tables(call.principal)
 
 
 @tool(title="List tables", example={})
