@@ -66,9 +66,10 @@ class Config:
     query_max_memory: int = 1 << 30
     query_max_rows_to_read: int = 0
     query_max_bytes_to_read: int = 0
-    query_max_threads: int = 0
+    #: users' SQL takes at most half the cores: query_sql_lane queries of query_max_threads threads
+    query_max_threads: int = 1
     query_max_per_user: int = 2
-    query_sql_lane: int = 2
+    query_sql_lane: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     query_max_rows: int = 10_000
     config_file: str | None = None
     file_settings: dict[str, Any] = field(default_factory=dict)

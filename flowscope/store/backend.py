@@ -104,7 +104,7 @@ class Pool:
     @contextmanager
     def connection(self, lane: str, database: str | None, wait_s: float | None = None) -> Iterator[Any]:
         gate = self.lanes[lane]
-        if not gate.acquire(timeout=wait_s if wait_s is not None else -1):
+        if not gate.acquire(timeout=wait_s):
             raise LaneBusy(lane)
         try:
             with self._lock:

@@ -151,7 +151,7 @@ def _check_system_table(db: str, name: str, principal) -> None:
 def check_engine_tree(app, principal, sql: str, database: str | None) -> None:
     """Wall 2: ClickHouse's parse tree of exactly `sql` names only allowed functions and tables."""
     try:
-        res = app.store.query("EXPLAIN AST " + sql, lane="sql", database=database)
+        res = app.store.query("EXPLAIN AST " + sql, database=database)  # parsing only: the small lane
     except QueryError as exc:
         raise GuardError(_public_message(str(exc), app, principal, sql)) from None
     databases = DATABASE_NAMES | {app.store.backend.base_database.lower()}
