@@ -170,7 +170,11 @@ class ChdbBackend:
     def _connect(self, database: str | None):
         conn = self._chdb.connect(self.path)
         if database:
-            conn.query(f"USE `{database}`")
+            try:
+                conn.query(f"USE `{database}`")
+            except Exception as exc:
+                _quiet_close(conn)
+                raise QueryError(str(exc), _error_code(str(exc))) from None
         return conn
 
     def query(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,

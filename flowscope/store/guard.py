@@ -153,6 +153,8 @@ def check_engine_tree(app, principal, sql: str, database: str | None) -> None:
     try:
         res = app.store.query("EXPLAIN AST " + sql, database=database)  # parsing only: the small lane
     except QueryError as exc:
+        if exc.code == 81:
+            raise _UnknownDatabase() from None
         raise GuardError(_public_message(str(exc), app, principal, sql)) from None
     databases = DATABASE_NAMES | {app.store.backend.base_database.lower()}
     for (line,) in res.rows:
@@ -171,6 +173,10 @@ def check_engine_tree(app, principal, sql: str, database: str | None) -> None:
                 _check_system_table(parts[0], parts[1], principal)
                 continue
             raise GuardError(f"{name}: name flowscope tables without a database. {_hint(principal)}")
+
+
+class _UnknownDatabase(Exception):
+    pass
 
 
 class UserSlots:
@@ -199,7 +205,12 @@ def run_guarded(app, principal, sql: str, max_rows: int = 1000, timeout_s: int |
     """Guard then run `sql` for `principal` within its scope and the limits."""
     final = guard_sql(sql, principal)
     scope = app.store.scopes.for_principal(principal)
-    check_engine_tree(app, principal, final, scope.database)
+    try:
+        check_engine_tree(app, principal, final, scope.database)
+    except _UnknownDatabase:  # a shared ClickHouse server: another flowscope process reset the scopes
+        app.store.scopes.forget(principal)
+        scope = app.store.scopes.for_principal(principal)
+        check_engine_tree(app, principal, final, scope.database)
     limits = app.store.limits
     timeout = timeout_s or limits.timeout_s
     settings: dict[str, Any] = {

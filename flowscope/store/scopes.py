@@ -86,6 +86,11 @@ class Scopes:
                 self._ready[key] = scope
         return scope
 
+    def forget(self, principal) -> None:
+        """Remake this principal's scope on next use (e.g. another process dropped its database)."""
+        with self._lock:
+            self._ready.pop(self._key(principal), None)
+
     def _build(self, key: tuple, principal) -> Scope:
         base = self.store.backend.base_database
         readable = readable_tables(principal)
