@@ -117,12 +117,10 @@ def check_target(principal: Principal, host: str,
     """Resolve `host` (IP or DNS name) and return its addresses when `principal` may send probes or
     polls to every one of them: inside the allowed networks and, for non-admins, not a metadata,
     unspecified, loopback, link-local, multicast or reserved address unless the admin setting
-    `[targets] allow_special` lists that kind. Blocking (resolves names). Raises TargetRefused;
-    the message never names an address the principal may not see."""
-    try:
-        addrs = addresses.resolve(host)
-    except addresses.AddressError as exc:
-        raise TargetRefused(str(exc)) from None
+    `[targets] allow_special` lists that kind. Blocking (resolves names). Raises TargetRefused
+    (its message never names an address the principal may not see), or `addresses.AddressError`
+    when `host` is malformed or does not resolve."""
+    addrs = addresses.resolve(host)
     for addr in addrs:
         kind = addresses.special_kind(addr)
         if kind and not principal.is_admin and kind not in allow_special:
