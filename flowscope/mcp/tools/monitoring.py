@@ -148,7 +148,8 @@ class AddParams(BaseModel):
                                                      "DNS name to resolve (dns)")
     threshold: float | None = Field(None, description="Alert threshold in the type's unit (default: the type's default)")
     granularity: Literal["min", "5mins", "hour"] = Field("5mins", description="How often to measure")
-    server: str | None = Field(None, description="dns: DNS server to ask, IP or IP:port (default: system resolver)")
+    server: str | None = Field(None, description="dns: DNS server to ask, IP or IP:port (default: the system "
+                                                 "resolver); checked like a target")
     record_type: Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME"] | None = Field(None, description="dns: record type")
     packets: int | None = Field(None, ge=2, le=100, description="cicmp: echo requests per run (default 10)")
     verify_tls: bool | None = Field(None, description="http/throughput: verify the TLS certificate (default true)")
