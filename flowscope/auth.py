@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from flowscope import addresses
 from flowscope.config import parse_networks
 from flowscope.store import local_db
 from flowscope.store.schema import FLOWS
@@ -29,6 +30,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class AuthError(Exception):
     pass
+
+
+class TargetRefused(AuthError):
+    """A probe or poll target the principal may not send packets to."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,17 @@ class Principal:
 
     def can_see_flow(self, src: str | None, dst: str | None) -> bool:
         return self.can_see(src) or self.can_see(dst)
+
+    def can_see_network(self, net: IPNetwork) -> bool:
+        """The whole network lies inside the allowed networks."""
+        if not self.allowed_networks:
+            return True
+        return any(net.version == a.version and net.subnet_of(a) for a in self.allowed_networks)
+
+    def owns(self, owner: str | None) -> bool:
+        """May change a thing created by `owner` (exclusion, probe, SNMP device, policy): its owner
+        or an admin."""
+        return self.is_admin or (bool(owner) and owner == self.name)
 
     def sql_filter(self, columns: Sequence[str],
                    address_columns: Mapping[str, tuple[str, str, str]] | None = None) -> str:
@@ -94,6 +110,25 @@ def _numeric_term(forms: tuple[str, str, str], net: IPNetwork) -> str:
     if net.version == 4:
         return f"({version} = 4 AND {v4} BETWEEN {int(lo)} AND {int(hi)})"
     return f"({version} = 6 AND {v6} BETWEEN toIPv6('{lo}') AND toIPv6('{hi}'))"
+
+
+def check_target(principal: Principal, host: str,
+                 allow_special: frozenset[str] = frozenset()) -> list[str]:
+    """Resolve `host` (IP or DNS name) and return its addresses when `principal` may send probes or
+    polls to every one of them: inside the allowed networks and, for non-admins, not a metadata,
+    unspecified, loopback, link-local, multicast or reserved address unless the admin setting
+    `[targets] allow_special` lists that kind. Blocking (resolves names). Raises TargetRefused
+    (its message never names an address the principal may not see), or `addresses.AddressError`
+    when `host` is malformed or does not resolve."""
+    addrs = addresses.resolve(host)
+    for addr in addrs:
+        kind = addresses.special_kind(addr)
+        if kind and not principal.is_admin and kind not in allow_special:
+            raise TargetRefused(f"{host} is or resolves to a {kind} address: only admins may probe those "
+                                "(an admin can allow it with [targets] allow_special in flowscope.toml)")
+        if not principal.can_see(str(addr)):
+            raise TargetRefused(f"{host} is or resolves to an address outside your allowed networks")
+    return [str(a) for a in addrs]
 
 
 def hash_token(token: str) -> str:
@@ -141,6 +176,43 @@ class Auth:
 
     def user(self, name: str) -> dict | None:
         return next((u for u in self.list_users() if u["name"] == name), None)
+
+    def edit_user(self, name: str, role: str | None = None,
+                  allowed_networks: str | Iterable[str] | None = None) -> dict:
+        """Change a user's role and/or allowed networks; their tokens carry the new rights at once."""
+        user = self.user(name)
+        if user is None:
+            raise AuthError(f"no user {name!r} (see: flowscope user list)")
+        if role is not None and role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        nets = user["allowed_networks"] if allowed_networks is None else parse_networks(
+            allowed_networks if isinstance(allowed_networks, str) else list(allowed_networks))
+        role = role or user["role"]
+        with self._db() as db:
+            db.execute("UPDATE users SET role = ?, allowed_networks = ? WHERE name = ?", (role, ",".join(nets), name))
+        self._cache = None
+        return {"name": name, "role": role, "allowed_networks": nets}
+
+    def remove_user(self, name: str) -> dict:
+        """Delete a user and revoke their tokens. What they own (probes, policies...) stops running
+        with their rights: policies are paused, probes and SNMP polls are disabled."""
+        user = self.user(name)
+        if user is None:
+            raise AuthError(f"no user {name!r} (see: flowscope user list)")
+        with self._db() as db:
+            revoked = db.execute("UPDATE tokens SET revoked = ? WHERE user = ? AND revoked IS NULL",
+                                 (time.time(), name)).rowcount
+            db.execute("DELETE FROM users WHERE name = ?", (name,))
+        self._cache = None
+        return {**user, "tokens_revoked": revoked}
+
+    def current_principal(self, name: str) -> Principal | None:
+        """The user's rights now (for work done on their behalf later: policies, probes), None when
+        the user no longer exists. Never read-only: that is a property of tokens, not users."""
+        user = self.user(name)
+        if user is None:
+            return None
+        return _principal(user["name"], user["role"], ",".join(user["allowed_networks"]), False, None)
 
     def principal_for_user(self, name: str, read_only: bool = False) -> Principal:
         user = self.user(name)

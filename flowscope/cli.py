@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only these networks are visible to the user (default: all)")
     ulist = usub.add_parser("list", help="list users")
     _common(ulist)
+    uedit = usub.add_parser("edit", help="change a user's role or allowed networks (tokens follow at once)")
+    _common(uedit)
+    uedit.add_argument("name")
+    uedit.add_argument("--role", choices=["admin", "user"], default=None)
+    uedit.add_argument("--allowed-networks", default=None, metavar="CIDR[,CIDR...]",
+                       help="replace the user's networks ('' = all networks)")
+    uremove = usub.add_parser("remove", help="delete a user and revoke their tokens (their policies pause)")
+    _common(uremove)
+    uremove.add_argument("name")
 
     token = sub.add_parser("token", help="manage API tokens")
     tsub = token.add_subparsers(dest="action", metavar="ACTION")
@@ -119,14 +128,20 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_user(args, parser) -> int:
     from flowscope.auth import Auth, AuthError
 
-    if args.action not in ("add", "list"):
+    if args.action not in ("add", "list", "edit", "remove"):
         parser.parse_args(["user", "--help"])
     auth = Auth(_config(args).data_dir)
     try:
-        if args.action == "add":
-            u = auth.add_user(args.name, args.role, args.allowed_networks)
+        if args.action in ("add", "edit"):
+            if args.action == "add":
+                u = auth.add_user(args.name, args.role, args.allowed_networks)
+            else:
+                u = auth.edit_user(args.name, args.role, args.allowed_networks)
             nets = ",".join(u["allowed_networks"]) or "all"
-            print(f"user {u['name']} added (role {u['role']}, networks {nets})")
+            print(f"user {u['name']} {args.action}ed (role {u['role']}, networks {nets})")
+        elif args.action == "remove":
+            u = auth.remove_user(args.name)
+            print(f"user {u['name']} removed; {u['tokens_revoked']} token(s) revoked")
         else:
             for u in auth.list_users():
                 print(f"{u['name']}\t{u['role']}\t{','.join(u['allowed_networks']) or 'all'}")

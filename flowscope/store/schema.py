@@ -296,6 +296,25 @@ ALERTS = register(Table(
     network_columns=("ip", "peer_ip"),
 ))
 
+ALERT_ACKS = register(Table(
+    name="alert_acks",
+    comment=(
+        "Acknowledgements by users who are not admins: they change only that user's view of an alert "
+        "(an admin's acknowledgement is shared, in `alerts`). Read with FINAL: the highest version wins."
+    ),
+    columns=(
+        C("user", "String", "User who acknowledged (or un-acknowledged) the alert"),
+        C("alert_id", "UInt64", "Id of the alert in `alerts`"),
+        C("acknowledged", "UInt8", "1 acknowledged, 0 acknowledgement withdrawn"),
+        C("ack_time", "DateTime64(3, 'UTC')", "When"),
+        C("ack_comment", "String", "Comment given when acknowledging"),
+        C("version", "UInt64", "Row version: the highest wins (ReplacingMergeTree)"),
+    ),
+    engine="ReplacingMergeTree(version)",
+    order_by="(user, alert_id)",
+    admin_only=True,
+))
+
 AM_MEASUREMENTS = register(Table(
     name="am_measurements",
     comment="Active-monitoring measurements: one row per probe run (ICMP, continuous ICMP, HTTP, throughput, TCP, DNS).",

@@ -28,6 +28,9 @@ def app(tmp_path_factory):
     d = tmp_path_factory.mktemp("policies")
     (d / "flowscope.toml").write_text("[policies]\ntick_s = 0.2\nperiod_seconds = { min = 1 }\n")
     a = App(Config(data_dir=str(d)))
+    # policies run with their owner's current rights: the owners must exist
+    a.auth.add_user(ADMIN.name, ADMIN.role)
+    a.auth.add_user(LIMITED.name, LIMITED.role, [str(n) for n in LIMITED.allowed_networks])
     yield a
     a.store.close()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from flowscope.addresses import AddressError, parse_ip
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
 
 Severity = Literal["info", "notice", "warning", "error", "critical", "emergency"]
@@ -61,15 +61,16 @@ class AlertFilters(BaseModel):
     text: str | None = Field(None, max_length=200, description="Only alerts whose description contains this text")
 
     def filters(self, call: ToolContext) -> dict[str, Any]:
+        host = None
         if self.host:
             try:
-                ipaddress.ip_address(self.host)
-            except ValueError:
-                raise ToolError(f"host must be an IP address (got {self.host!r})") from None
-            call.require_visible(self.host)
+                host = str(parse_ip(self.host))
+            except AddressError as exc:
+                raise ToolError(f"host: {exc}") from None
+            call.require_visible(host)
         return {"entity_type": self.entity_type, "entity_value": self.entity_value, "alert_type": self.alert_type,
                 "severity": self.severity, "min_severity": self.min_severity, "source": self.source,
-                "status": self.status, "acknowledged": self.acknowledged, "ip": self.host,
+                "status": self.status, "acknowledged": self.acknowledged, "ip": host,
                 "start": _time(self.begin), "end": _time(self.end), "text": self.text}
 
 
@@ -214,7 +215,9 @@ class AckResult(BaseModel):
       example={"alert_ids": [123456789], "comment": "known backup job"})
 async def acknowledge_alerts(call: ToolContext, params: AckParams) -> AckResult:
     """Mark alerts as acknowledged (seen and handled), by id or by filters with all_matching=true
-    (at most 10000 at a time). Acknowledged alerts stay queryable (acknowledged=true)."""
+    (at most 10000 at a time). Acknowledged alerts stay queryable (acknowledged=true). An admin's
+    acknowledgement is shared with everyone; another user's changes only their own view (and they
+    can undo only their own)."""
     if not params.alert_ids and not params.all_matching:
         raise ToolError("give alert_ids, or filters with all_matching=true")
     filters = params.filters(call)
@@ -279,18 +282,8 @@ class CertificateExclusionParams(BaseModel):
 def _add_exclusion(call: ToolContext, kind: str, value: str, reason: str, types: list[str]) -> ExclusionResult:
     from flowscope.services.alerts.exclusions import ExclusionError
 
-    p = call.principal
-    if p.restricted:
-        if kind != "host":
-            raise ToolError("users limited to some networks can only add host exclusions inside them")
-        try:
-            net = ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            raise ToolError(f"host must be an IP address or CIDR (got {value!r})") from None
-        if not any(net.version == a.version and net.subnet_of(a) for a in p.allowed_networks):
-            raise ToolError(f"{value} is outside your allowed networks")
     try:
-        ex = _svc(call).exclusions.add(kind, value, reason, p.name, types)
+        ex = _svc(call).exclusions.add_for(call.principal, kind, value, reason, types)
     except ExclusionError as exc:
         raise ToolError(str(exc)) from None
     return ExclusionResult(exclusion=Exclusion(**ex),
@@ -337,8 +330,9 @@ class ExclusionList(BaseModel):
 
 @tool(title="List alert exclusions", example={"kind": "host"})
 async def list_alert_exclusions(call: ToolContext, params: ListExclusionsParams) -> ExclusionList:
-    """Host, domain and certificate alert exclusions, with who added them and why."""
-    items = _svc(call).exclusions.list(params.kind)
+    """Host, domain and certificate alert exclusions, with who added them and why: yours, and those
+    about what you may see (users limited to some networks: host exclusions inside them)."""
+    items = _svc(call).exclusions.list_for(call.principal, params.kind)
     return ExclusionList(exclusions=[Exclusion(**e) for e in items[:params.limit]], truncated=len(items) > params.limit)
 
 
@@ -357,16 +351,11 @@ class Removed(BaseModel):
 
 @tool(write=True, title="Remove alert exclusion", example={"id": 3})
 async def remove_alert_exclusion(call: ToolContext, params: RemoveExclusionParams) -> Removed:
-    """Remove an alert exclusion: matching alerts are raised again from now on."""
+    """Remove an alert exclusion you added (admins: any): matching alerts are raised again from now on."""
     from flowscope.services.alerts.exclusions import ExclusionError
 
-    svc = _svc(call)
-    ex = next((e for e in svc.exclusions.list() if e["id"] == params.id), None)
-    if ex and call.principal.restricted and not call.principal.is_admin:
-        if ex["kind"] != "host" or ex["created_by"] != call.principal.name:
-            raise ToolError("users limited to some networks can only remove host exclusions they added")
     try:
-        return Removed(**svc.exclusions.remove(params.id))
+        return Removed(**_svc(call).exclusions.remove_for(call.principal, params.id))
     except ExclusionError as exc:
         raise ToolError(str(exc)) from None
 

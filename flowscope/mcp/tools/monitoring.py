@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -84,6 +83,7 @@ class Probe(BaseModel):
     granularity: str
     options: dict[str, Any]
     created_by: str
+    enabled: bool = Field(True, description="false: disabled because its owner was removed")
     last: Result | None = None
     availability_last_hour_pct: float | None = None
     hourly: list[HourlyAvailability] = Field(default_factory=list)
@@ -113,17 +113,6 @@ class ProbeList(BaseModel):
         return "\n".join([f"{len(self.probes)} probe(s)"] + [p.line() for p in self.probes])
 
 
-def _visible(call: ToolContext, target: str) -> bool:
-    host = target.split("//")[-1].split("/")[0]
-    host = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    host = host.strip("[]")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return call.principal.can_see(host)
-
-
 def _probe(svc: Any, p: dict, hours: int) -> Probe:
     from flowscope.services.monitoring import TYPES
 
@@ -133,7 +122,7 @@ def _probe(svc: Any, p: dict, hours: int) -> Probe:
     alerts = svc.alerts
     return Probe(id=p["id"], type=p["type"], target=p["target"], threshold=p["threshold"], unit=spec.unit,
                  operator=">" if spec.operator == "gt" else "<", granularity=p["granularity"],
-                 options=p["options"], created_by=p["created_by"],
+                 options=p["options"], created_by=p["created_by"], enabled=p.get("enabled", True),
                  last=Result(**{k: last.get(k) for k in Result.model_fields if k in last}) if last else None,
                  availability_last_hour_pct=hourly[-1]["availability_pct"] if hourly else None,
                  hourly=[HourlyAvailability(**h) for h in hourly] if hours else [],
@@ -144,10 +133,10 @@ def _probe(svc: Any, p: dict, hours: int) -> Probe:
 @tool(title="Enabled active monitoring scripts", example={"history_hours": 24})
 async def list_enabled_active_monitoring_scripts(call: ToolContext, params: EnabledParams) -> ProbeList:
     """The active-monitoring probes configured, with their last measurement, availability over the last
-    hour, optional hourly history, and whether a threshold or unreachability alert is engaged."""
+    hour, optional hourly history, and whether a threshold or unreachability alert is engaged. Users
+    limited to some networks see their own probes and those aimed at addresses inside them."""
     svc = _svc(call)
-    probes = [p for p in svc.probes() if (params.type is None or p["type"] == params.type)
-              and _visible(call, p["target"])]
+    probes = svc.list_for(call.principal, params.type)
     page = probes[:params.limit]
     out = await asyncio.to_thread(lambda: [_probe(svc, p, params.history_hours) for p in page])
     return ProbeList(probes=out, truncated=len(probes) > params.limit)
@@ -159,7 +148,8 @@ class AddParams(BaseModel):
                                                      "DNS name to resolve (dns)")
     threshold: float | None = Field(None, description="Alert threshold in the type's unit (default: the type's default)")
     granularity: Literal["min", "5mins", "hour"] = Field("5mins", description="How often to measure")
-    server: str | None = Field(None, description="dns: DNS server to ask, IP or IP:port (default: system resolver)")
+    server: str | None = Field(None, description="dns: DNS server to ask, IP or IP:port (default: the system "
+                                                 "resolver); checked like a target")
     record_type: Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME"] | None = Field(None, description="dns: record type")
     packets: int | None = Field(None, ge=2, le=100, description="cicmp: echo requests per run (default 10)")
     verify_tls: bool | None = Field(None, description="http/throughput: verify the TLS certificate (default true)")
@@ -179,18 +169,17 @@ class AddResult(BaseModel):
 async def add_active_monitoring_script(call: ToolContext, params: AddParams) -> AddResult:
     """Start measuring a target on a schedule: validates the host/URL and threshold, refuses duplicates,
     runs the first measurement at once and returns it. Alerts are raised when the threshold is crossed
-    or the target is unreachable, and released when it recovers."""
+    or the target is unreachable, and released when it recovers. Names are resolved and every address
+    (and the dns server option) must be inside your allowed networks; loopback, link-local, multicast
+    and cloud-metadata addresses are for admins only. Each run re-checks with the owner's rights."""
     from flowscope.services.monitoring import ProbeError
 
     svc = _svc(call)
     opts = {k: v for k, v in (("server", params.server), ("record_type", params.record_type),
                               ("packets", params.packets), ("verify_tls", params.verify_tls)) if v is not None}
     try:
-        spec = svc.validate(params.type, params.target, params.threshold, params.granularity, opts)
-        if not _visible(call, spec["target"]):
-            raise ToolError(f"{spec['target']} is outside your allowed networks")
         p, first = await svc.add(params.type, params.target, params.threshold, params.granularity, opts,
-                                 by=call.principal.name)
+                                 principal=call.principal)
     except ProbeError as exc:
         raise ToolError(str(exc)) from None
     if not first.get("ran", True):
@@ -219,14 +208,12 @@ class RemoveResult(BaseModel):
 
 @tool(write=True, title="Remove active monitoring script", example={"id": "icmp:192.168.1.1"})
 async def remove_active_monitoring_script(call: ToolContext, params: RemoveParams) -> RemoveResult:
-    """Stop a probe; its engaged alerts are released and its past measurements kept."""
+    """Stop a probe you added (admins: any); its engaged alerts are released and its past
+    measurements kept."""
     from flowscope.services.monitoring import ProbeError
 
     svc = _svc(call)
-    p = svc.probe(params.id)
-    if p is not None and not _visible(call, p["target"]):
-        raise ToolError(f"{p['target']} is outside your allowed networks")
     try:
-        return RemoveResult(**svc.remove(params.id))
+        return RemoveResult(**svc.remove(params.id, call.principal))
     except ProbeError as exc:
         raise ToolError(str(exc)) from None

@@ -40,6 +40,7 @@ class Policy(BaseModel):
     score: int
     alert_message: str
     paused: bool
+    paused_reason: str = Field("", description="Why the server paused it (owner removed or no longer admin)")
     owner: str
     last_run: float | None = None
     last_matches: int | None = None
@@ -49,11 +50,13 @@ class Policy(BaseModel):
     def of(cls, p: dict) -> "Policy":
         return cls(id=p["id"], name=p["name"], description=p["description"], sql=p["sql"], compiled_by=p["source"],
                    intent=p["intent"], explanation=p["explanation"], periodicity=p["periodicity"], score=p["score"],
-                   alert_message=p["alert_message"], paused=bool(p["paused"]), owner=p["owner"],
+                   alert_message=p["alert_message"], paused=bool(p["paused"]),
+                   paused_reason=p.get("paused_reason") or "", owner=p["owner"],
                    last_run=p.get("last_run"), last_matches=p.get("last_matches"), last_error=p.get("last_error"))
 
     def line(self) -> str:
-        state = "paused" if self.paused else f"every {self.periodicity}"
+        state = (f"paused: {self.paused_reason}" if self.paused_reason else "paused") if self.paused \
+            else f"every {self.periodicity}"
         last = "" if self.last_run is None else f", last run matched {self.last_matches}"
         err = f", last error: {self.last_error}" if self.last_error else ""
         return f"#{self.id} {self.name} [{self.intent}, {state}, score {self.score}{last}{err}]: {self.description}"
@@ -126,9 +129,10 @@ class PolicyList(BaseModel):
 
 @tool(title="List AI policies", example={})
 async def list_ai_policies(call: ToolContext, params: ListParams) -> PolicyList:
-    """Policies with their SQL, schedule, state and last run (your own, or all for admins)."""
-    svc = _svc(call)
-    items = [p for p in svc.list() if svc.visible(p, call.principal)]
+    """Policies with their SQL, schedule, state and last run (your own, or all for admins). A policy
+    runs with its owner's current rights; it is paused, with the reason, when its owner is removed
+    or loses the admin role it was made with."""
+    items = _svc(call).list_for(call.principal)
     return PolicyList(policies=[Policy.of(p) for p in items[:params.limit]], truncated=len(items) > params.limit)
 
 
@@ -179,7 +183,8 @@ async def pause_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
 
 @tool(write=True, destructive=False, title="Resume AI policy", example={"policy": "no-rdp-from-internet"})
 async def resume_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
-    """Run a paused policy on its schedule again."""
+    """Run a paused policy on its schedule again, with its owner's current rights (its SQL must pass
+    the guard with them)."""
     p = await _do(_svc(call).set_paused, call.principal, _ref(params.policy), False)
     return PolicyOnly(policy=Policy.of(p), message=f"policy {p['name']} resumed")
 
@@ -210,8 +215,4 @@ class RunResult(BaseModel):
 @tool(write=True, destructive=False, title="Run AI policy now", example={"policy": "no-rdp-from-internet"})
 async def run_ai_policy(call: ToolContext, params: Ref) -> RunResult:
     """Run a policy now instead of waiting for its schedule; new violations raise alerts."""
-    svc = _svc(call)
-    p = await _do(svc.get, _ref(params.policy))
-    if not svc.visible(p, call.principal):
-        raise ToolError(f"policy {p['name']!r} belongs to {p['owner']}")
-    return RunResult(**await _do(svc.run_policy, p["id"]))
+    return RunResult(**await _do(_svc(call).run_for, call.principal, _ref(params.policy)))

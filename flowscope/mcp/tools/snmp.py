@@ -20,11 +20,13 @@ def _svc(call: ToolContext):
 
 
 def _visible_device(call: ToolContext, name: str):
+    from flowscope.services.snmp import RegistryError
+
     svc = _svc(call)
-    dev = svc.registry.get(name)
-    if dev is None or not call.principal.can_see(dev.host):
-        raise ToolError(f"no SNMP device named {name!r}; list_snmp_devices shows the registered ones")
-    return svc, dev
+    try:
+        return svc, svc.device_for(call.principal, name)
+    except RegistryError as exc:
+        raise ToolError(str(exc)) from None
 
 
 async def _run(fn, *args, **kw):
@@ -65,6 +67,7 @@ class SnmpDeviceSummary(BaseModel):
     interface_count: int
     sys_name: str = ""
     error: str = Field("", description="Why the last poll failed, when it did")
+    created_by: str = Field("", description="Who registered it (cli: the server's command line)")
 
 
 class ListSnmpDevicesResult(BaseModel):
@@ -92,7 +95,7 @@ async def list_snmp_devices(call: ToolContext, params: ListSnmpDevicesParams) ->
     time of its last poll and last success, its interface count and, when unreachable, why. Use
     get_snmp_device_info for one device's interfaces and neighbours."""
     svc = _svc(call)
-    rows = [r for r in await _run(svc.list_devices) if call.principal.can_see(r["host"])]
+    rows = await _run(svc.list_devices, call.principal)
     page = rows[params.offset:params.offset + params.limit]
     more = params.offset + params.limit < len(rows)
     return ListSnmpDevicesResult(devices=[SnmpDeviceSummary(**{k: v for k, v in r.items() if k != "polling_now"})
@@ -295,11 +298,11 @@ async def add_snmp_device(call: ToolContext, params: AddSnmpDeviceParams) -> Add
     v3 needs a user and, for authNoPriv/authPriv, passphrases (8+ characters). Answers what the
     first poll found (system, interfaces, neighbours) or why it failed in plain words (no answer,
     wrong community, authentication failure, unknown user); a device whose first poll fails is
-    not stored. Credentials are stored encrypted and can never be read back."""
+    not stored. Credentials are stored encrypted and can never be read back. The host (names are
+    resolved) must be inside your allowed networks; loopback, link-local and metadata addresses are
+    for admins only; each poll re-checks with the owner's current rights."""
     svc = _svc(call)
-    host = params.host.strip().strip("[]")
-    if call.principal.restricted and not call.principal.can_see(host):
-        raise ToolError(f"{host} is outside your allowed networks (give an address inside them)")
+    host = params.host
     from flowscope.services.snmp import RegistryError
 
     try:
@@ -308,7 +311,7 @@ async def add_snmp_device(call: ToolContext, params: AddSnmpDeviceParams) -> Add
             user=params.user, security_level=params.security_level, auth_protocol=params.auth_protocol,
             auth_pass=params.auth_passphrase, priv_protocol=params.priv_protocol, priv_pass=params.priv_passphrase,
             context=params.context, interval_s=params.interval_s, timeout_s=params.timeout_s,
-            retries=params.retries, created_by=call.principal.name,
+            retries=params.retries, principal=call.principal,
             require_answer=not params.store_if_unreachable)
     except RegistryError as exc:
         raise ToolError(str(exc)) from None
@@ -335,8 +338,8 @@ class RemoveSnmpDeviceResult(BaseModel):
 
 @tool(write=True, title="Remove SNMP device", example={"device": "core-sw1"})
 async def remove_snmp_device(call: ToolContext, params: RemoveSnmpDeviceParams) -> RemoveSnmpDeviceResult:
-    """Stop polling a device and delete it (and its credentials) from the registry. Its history
-    stays in the snmp_* tables until their retention expires."""
-    svc, _dev = _visible_device(call, params.device)
-    removed = await asyncio.to_thread(svc.remove_device, params.device)
+    """Stop polling a device you registered (admins: any) and delete it (and its credentials) from the
+    registry. Its history stays in the snmp_* tables until their retention expires."""
+    svc = _svc(call)
+    removed = await _run(svc.remove_device, params.device, call.principal)
     return RemoveSnmpDeviceResult(removed=removed, device=params.device)

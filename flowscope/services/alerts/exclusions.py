@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flowscope.addresses import AddressError, parse_network
 from flowscope.services.alerts.model import CERTIFICATE_RISKS, risk_slug
 from flowscope.store import local_db
 
@@ -27,9 +28,9 @@ def normalise(kind: str, value: str) -> str:
     value = (value or "").strip()
     if kind == "host":
         try:
-            net = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ExclusionError(f"host must be an IP address or CIDR, e.g. 192.168.1.10 or 10.0.0.0/24 (got {value!r})") from None
+            net = parse_network(value)
+        except AddressError as exc:
+            raise ExclusionError(f"host must be an IP address or CIDR, e.g. 192.168.1.10 or 10.0.0.0/24: {exc}") from None
         return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
     if kind == "domain":
         d = value.lower().rstrip(".")
@@ -105,6 +106,39 @@ class Exclusions:
         out = [{"id": i, "kind": k, "value": v, "alert_types": json.loads(t), "reason": r,
                 "created_by": b, "created_at": c} for i, k, v, t, r, b, c in rows]
         return [r for r in out if kind is None or r["kind"] == kind]
+
+    # --- on behalf of a user: who sees and changes what -------------------------------------
+    @staticmethod
+    def visible(rule: dict, principal: Any) -> bool:
+        """Admins and the rule's owner see it; a user with allowed networks also sees host rules that lie
+        inside them; a user without network limits sees every rule (they see the traffic it affects)."""
+        if principal is None or principal.owns(rule["created_by"]):
+            return True
+        if rule["kind"] == "host":
+            return principal.can_see_network(ipaddress.ip_network(rule["value"], strict=False))
+        return not principal.restricted
+
+    def list_for(self, principal: Any, kind: str | None = None) -> list[dict]:
+        return [r for r in self.list(kind) if self.visible(r, principal)]
+
+    def add_for(self, principal: Any, kind: str, value: str, reason: str, alert_types: list[str] | None = None) -> dict:
+        """Exclusions stop alerts from being raised for everyone, so a user with allowed networks may only
+        exclude hosts inside them."""
+        if principal.restricted:
+            if kind != "host":
+                raise ExclusionError("users limited to some networks can only add host exclusions inside them")
+            if not principal.can_see_network(ipaddress.ip_network(normalise(kind, value), strict=False)):
+                raise ExclusionError(f"{value} is outside your allowed networks")
+        return self.add(kind, value, reason, principal.name, alert_types)
+
+    def remove_for(self, principal: Any, ex_id: int) -> dict:
+        rule = next((r for r in self.list() if r["id"] == ex_id), None)
+        if rule is None or not self.visible(rule, principal):
+            raise ExclusionError(f"no exclusion with id {ex_id} (see list_alert_exclusions)")
+        if not principal.owns(rule["created_by"]):
+            raise ExclusionError(f"exclusion #{ex_id} belongs to {rule['created_by']}; only they or an admin can "
+                                 "remove it")
+        return self.remove(ex_id)
 
     def match(self, alert: dict, evidence: dict[str, Any]) -> dict | None:
         """The first exclusion matching an alert about to be raised, or None."""

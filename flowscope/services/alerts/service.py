@@ -35,6 +35,9 @@ ALERT_COLUMNS = (
     "severity_id", "score", "status", "source", "ip", "peer_ip", "description", "json", "occurrences",
     "acknowledged", "ack_by", "ack_time", "ack_comment",
 )
+#: the caller's own acknowledgements (non-admins), joined onto `alerts` by `AlertsService.view`
+OWN_ACKS = ("SELECT alert_id AS mid, ack_time AS mtime, ack_comment AS mcomment FROM alert_acks FINAL "
+            "WHERE user = {ack_user:String} AND acknowledged = 1")
 SERVER_KINDS = ("dns", "dhcp", "ntp", "smtp", "gateway")
 SMTP_PORTS = (25, 465, 587)
 FLOW_COLUMNS = (
@@ -608,11 +611,12 @@ class AlertsService:
     def get_alerts(self, principal: Any = None, *, limit: int = 50, offset: int = 0,
                    order: str = "newest", **filters: Any) -> tuple[list[dict], bool]:
         where, p = self.where(principal, **filters)
+        source, sp = self.view(principal)
         order_sql = {"newest": "tstamp DESC, alert_id DESC", "oldest": "tstamp ASC, alert_id ASC",
                      "score": "score DESC, tstamp DESC", "severity": "severity_id DESC, tstamp DESC"}[order]
-        p.update(lim=int(limit) + 1, off=int(offset))
+        p.update(sp, lim=int(limit) + 1, off=int(offset))
         res = self.store.query(
-            f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL WHERE {where} ORDER BY {order_sql} "
+            f"SELECT {', '.join(ALERT_COLUMNS)} FROM {source} WHERE {where} ORDER BY {order_sql} "
             "LIMIT {lim:UInt32} OFFSET {off:UInt64}", p)
         rows = res.dicts()
         truncated = len(rows) > limit
@@ -631,8 +635,9 @@ class AlertsService:
 
     def get_stats(self, principal: Any = None, top: int = 20, **filters: Any) -> dict:
         where, p = self.where(principal, **filters)
-        p["top"] = int(top)
-        base = f"FROM alerts FINAL WHERE {where}"
+        source, sp = self.view(principal)
+        p.update(sp, top=int(top))
+        base = f"FROM {source} WHERE {where}"
         tot = self.store.query(
             "SELECT count(), countIf(acknowledged = 0), countIf(status = 'engaged'), sum(score), "
             f"min(tstamp), max(tstamp) {base}", p).rows[0]
@@ -651,26 +656,50 @@ class AlertsService:
                 "score": int(tot[3] or 0), "first": tot[4] if int(tot[0]) else None,
                 "last": tot[5] if int(tot[0]) else None, **by}
 
+    def view(self, principal: Any = None) -> tuple[str, dict]:
+        """FROM-clause for `alerts` as `principal` sees them, with its parameters. Admins see the shared
+        acknowledgement; another user sees an alert acknowledged when they acknowledged it themselves
+        (`alert_acks`, their view only) or an admin did (for everyone)."""
+        if principal is None or principal.is_admin:
+            return "alerts FINAL", {}
+        own = "m.mid != 0"
+        ack = {"acknowledged": f"if({own}, 1, a.acknowledged)", "ack_by": f"if({own}, {{ack_user:String}}, a.ack_by)",
+               "ack_time": f"if({own}, m.mtime, a.ack_time)", "ack_comment": f"if({own}, m.mcomment, a.ack_comment)"}
+        cols = ", ".join(f"{ack.get(c, 'a.' + c)} AS {c}" for c in ALERT_COLUMNS)
+        return (f"(SELECT {cols} FROM alerts AS a FINAL LEFT JOIN ({OWN_ACKS}) AS m ON a.alert_id = m.mid) AS v",
+                {"ack_user": principal.name})
+
     def acknowledge(self, principal: Any, by: str, comment: str = "", max_rows: int = 10_000,
                     acknowledged: bool = True, **filters: Any) -> int:
-        """Acknowledge (or un-acknowledge) the matching alerts; returns how many changed."""
+        """Acknowledge (or un-acknowledge) the matching alerts the principal sees; returns how many
+        changed. An admin's acknowledgement is shared; another user's changes only their own view, and
+        they can withdraw only their own acknowledgements."""
         filters["acknowledged"] = not acknowledged
         where, p = self.where(principal, **filters)
-        p["lim"] = int(max_rows)
-        res = self.store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts FINAL WHERE {where} "
+        source, sp = self.view(principal)
+        p.update(sp, lim=int(max_rows))
+        if source != "alerts FINAL" and not acknowledged:
+            where += f" AND alert_id IN (SELECT mid FROM ({OWN_ACKS}))"
+        res = self.store.query(f"SELECT {', '.join(ALERT_COLUMNS)} FROM {source} WHERE {where} "
                                "ORDER BY tstamp DESC LIMIT {lim:UInt32}", p)
         rows = res.dicts()
         if not rows:
             return 0
         now = fmt_ts(time.time())
-        ids = {}
         version = time.time_ns()
+        comment = (comment or "")[:1000] if acknowledged else ""
+        if source != "alerts FINAL":
+            self.store.insert("alert_acks", ["user", "alert_id", "acknowledged", "ack_time", "ack_comment", "version"],
+                              [[principal.name, int(r["alert_id"]), int(acknowledged), now, comment, version]
+                               for r in rows])
+            return len(rows)
+        ids = {}
         for r in rows:
             r["alert_id"] = int(r["alert_id"])
             r["acknowledged"] = int(acknowledged)
             r["ack_by"] = by if acknowledged else ""
             r["ack_time"] = now if acknowledged else fmt_ts(0)
-            r["ack_comment"] = (comment or "")[:1000] if acknowledged else ""
+            r["ack_comment"] = comment
             r["version"] = version
             ids[r["alert_id"]] = r
         with self._lock:

@@ -18,11 +18,15 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 class Unavailable(Exception):
     """The measurement cannot run here (missing privilege or tool)."""
+
+
+class Refused(Exception):
+    """A host the probe was about to contact (e.g. an HTTP redirect) is not allowed for its owner."""
 
 
 @dataclass
@@ -162,9 +166,10 @@ def icmp_rtts(host: str, count: int = 1, timeout: float = 2.0, interval: float =
         return _ping_binary(fam, addr, count, timeout, interval), "ping"
 
 
-async def measure_icmp(target: str, timeout: float = 2.0, **_: Any) -> Measurement:
+async def measure_icmp(target: str, timeout: float = 2.0, address: str | None = None, **_: Any) -> Measurement:
+    """`address`: the checked address of `target` (not resolved again)."""
     try:
-        rtts, how = await asyncio.to_thread(icmp_rtts, target, 1, timeout)
+        rtts, how = await asyncio.to_thread(icmp_rtts, address or target, 1, timeout)
     except LookupError as exc:
         return Measurement(False, None, "ms", str(exc))
     rtt = rtts[0] if rtts else None
@@ -175,11 +180,11 @@ async def measure_icmp(target: str, timeout: float = 2.0, **_: Any) -> Measureme
 
 
 async def measure_cicmp(target: str, timeout: float = 1.0, packets: int = 10, interval: float = 0.2,
-                        **_: Any) -> Measurement:
+                        address: str | None = None, **_: Any) -> Measurement:
     """Continuous ICMP: a burst of `packets` echo requests each run; value = % answered."""
     packets = max(2, min(int(packets), 100))
     try:
-        rtts, how = await asyncio.to_thread(icmp_rtts, target, packets, timeout, interval)
+        rtts, how = await asyncio.to_thread(icmp_rtts, address or target, packets, timeout, interval)
     except LookupError as exc:
         return Measurement(False, None, "%", str(exc))
     got = [r for r in rtts if r is not None]
@@ -195,14 +200,26 @@ async def measure_cicmp(target: str, timeout: float = 1.0, packets: int = 10, in
 
 # --- HTTP -----------------------------------------------------------------------------------
 
+def _client(timeout: float, verify_tls: bool, check_host: Callable[[str], None] | None) -> Any:
+    """An HTTP client following up to 5 redirects; `check_host` (blocking, raises Refused) vets the host
+    of every request, redirects included, before it is sent."""
+    import httpx
+
+    async def vet(request: httpx.Request) -> None:
+        if check_host is not None:
+            await asyncio.to_thread(check_host, request.url.host)
+
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=True, verify=verify_tls, max_redirects=5,
+                             trust_env=False, event_hooks={"request": [vet]})
+
+
 async def measure_http(target: str, timeout: float = 10.0, max_body: int = 2_000_000, verify_tls: bool = True,
-                       **_: Any) -> Measurement:
+                       check_host: Callable[[str], None] | None = None, **_: Any) -> Measurement:
     import httpx
 
     start = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, verify=verify_tls,
-                                     max_redirects=5, trust_env=False) as client:
+        async with _client(timeout, verify_tls, check_host) as client:
             async with client.stream("GET", target, headers={"User-Agent": "flowscope-am/1"}) as resp:
                 first = (time.monotonic() - start) * 1000.0
                 size = 0
@@ -211,6 +228,8 @@ async def measure_http(target: str, timeout: float = 10.0, max_body: int = 2_000
                     if size >= max_body:
                         break
                 total = (time.monotonic() - start) * 1000.0
+    except Refused as exc:
+        return Measurement(False, None, "ms", f"request refused: {exc}"[:500], {"refused": True})
     except httpx.HTTPError as exc:
         return Measurement(False, None, "ms", f"HTTP request failed: {type(exc).__name__}: {exc}"[:500])
     extra = {"status": resp.status_code, "bytes": size, "ttfb_ms": round(first, 3), "final_url": str(resp.url)}
@@ -220,13 +239,13 @@ async def measure_http(target: str, timeout: float = 10.0, max_body: int = 2_000
 
 
 async def measure_throughput(target: str, timeout: float = 10.0, max_bytes: int = 100_000_000,
-                             max_seconds: float = 10.0, verify_tls: bool = True, **_: Any) -> Measurement:
+                             max_seconds: float = 10.0, verify_tls: bool = True,
+                             check_host: Callable[[str], None] | None = None, **_: Any) -> Measurement:
     import httpx
 
     size = 0
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, verify=verify_tls,
-                                     max_redirects=5, trust_env=False) as client:
+        async with _client(timeout, verify_tls, check_host) as client:
             start = time.monotonic()
             async with client.stream("GET", target, headers={"User-Agent": "flowscope-am/1"}) as resp:
                 async for chunk in resp.aiter_bytes():
@@ -234,6 +253,8 @@ async def measure_throughput(target: str, timeout: float = 10.0, max_bytes: int 
                     if size >= max_bytes or time.monotonic() - start >= max_seconds:
                         break
             elapsed = max(time.monotonic() - start, 1e-6)
+    except Refused as exc:
+        return Measurement(False, None, "Mbit/s", f"request refused: {exc}"[:500], {"refused": True})
     except httpx.HTTPError as exc:
         return Measurement(False, None, "Mbit/s", f"download failed: {type(exc).__name__}: {exc}"[:500])
     mbps = size * 8 / elapsed / 1e6
@@ -258,8 +279,9 @@ def split_host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def measure_tcp(target: str, timeout: float = 5.0, **_: Any) -> Measurement:
+async def measure_tcp(target: str, timeout: float = 5.0, address: str | None = None, **_: Any) -> Measurement:
     host, port = split_host_port(target)
+    host = address or host
     start = time.monotonic()
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -392,4 +414,4 @@ MEASURE = {
     "throughput": measure_throughput, "tcp": measure_tcp, "dns": measure_dns,
 }
 
-__all__ = ["Measurement", "Unavailable", "MEASURE", "split_host_port", "system_resolver"]
+__all__ = ["Measurement", "Unavailable", "Refused", "MEASURE", "split_host_port", "system_resolver"]

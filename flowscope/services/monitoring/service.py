@@ -5,21 +5,21 @@ stops answering (engaged while the condition holds, released when it clears)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
-import re
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flowscope.services.alerts.model import fmt_ts
-from flowscope.services.monitoring.probes import MEASURE, RTYPES, Measurement, Unavailable, dns_server_addr, split_host_port
+from flowscope.addresses import AddressError, allowed_special
+from flowscope.auth import TargetRefused, check_target
+from flowscope.services.monitoring.probes import MEASURE, Measurement, Refused, Unavailable
+from flowscope.services.monitoring.targets import ProbeError, hosts_of, normalise_target, probe_id, target_ip, visible
 from flowscope.store import local_db
 
 log = logging.getLogger(__name__)
@@ -71,114 +71,6 @@ TYPES: dict[str, ProbeType] = {t.key: t for t in (
               "record_type A/AAAA/MX/TXT/NS/CNAME) over UDP; value = answer time in ms. NXDOMAIN or no answer fails."),
 )}
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-
-
-class ProbeError(ValueError):
-    pass
-
-
-def valid_hostname(host: str) -> bool:
-    host = host.strip().rstrip(".")
-    if not host or len(host) > 253:
-        return False
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        pass
-    return all(_LABEL.match(p) for p in host.split("."))
-
-
-def normalise_target(ptype: str, target: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    target = (target or "").strip()
-    opts: dict[str, Any] = {}
-    if ptype in ("icmp", "cicmp"):
-        t = target.strip("[]")
-        if not valid_hostname(t):
-            raise ProbeError(f"{ptype} needs a host name or IP address, e.g. 192.168.1.1 (got {target!r})")
-        target = t.lower()
-        if ptype == "cicmp" and "packets" in options:
-            n = int(options["packets"])
-            if not 2 <= n <= 100:
-                raise ProbeError("cicmp option packets must be between 2 and 100")
-            opts["packets"] = n
-    elif ptype in ("http", "throughput"):
-        u = urlsplit(target)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise ProbeError(f"{ptype} needs an http:// or https:// URL, e.g. https://example.com/ (got {target!r})")
-        if u.username or u.password:
-            raise ProbeError("URLs with credentials are refused: they would be stored and shown in clear")
-        if not valid_hostname(u.hostname) or any(c.isspace() for c in target):
-            raise ProbeError(f"invalid host in URL {target!r}")
-        try:
-            _ = u.port
-        except ValueError:
-            raise ProbeError(f"invalid port in URL {target!r}") from None
-        if "verify_tls" in options:
-            opts["verify_tls"] = bool(options["verify_tls"])
-    elif ptype == "tcp":
-        try:
-            host, port = split_host_port(target)
-        except ValueError as exc:
-            raise ProbeError(f"tcp {exc}") from None
-        if not valid_hostname(host):
-            raise ProbeError(f"invalid host in {target!r}")
-        target = f"[{host}]:{port}" if ":" in host else f"{host.lower()}:{port}"
-    elif ptype == "dns":
-        if not valid_hostname(target) or _is_ip(target):
-            raise ProbeError(f"dns needs a DNS name to resolve, e.g. example.com (got {target!r})")
-        target = target.lower().rstrip(".")
-        server = options.get("server")
-        if server:
-            try:
-                host, port = dns_server_addr(str(server))
-                ipaddress.ip_address(host)
-            except ValueError:
-                raise ProbeError("dns option server must be an IP address or IP:port (IPv6 as [addr]:port)") from None
-            opts["server"] = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        rt = str(options.get("record_type") or "A").upper()
-        if rt not in RTYPES:
-            raise ProbeError(f"dns option record_type must be one of {', '.join(RTYPES)}")
-        if rt != "A":
-            opts["record_type"] = rt
-    unknown = set(options) - {"packets", "verify_tls", "server", "record_type"}
-    if unknown:
-        raise ProbeError(f"unknown option(s) {', '.join(sorted(unknown))}; options: packets (cicmp), verify_tls "
-                         "(http, throughput), server and record_type (dns)")
-    return target, opts
-
-
-def _target_ip(ptype: str, target: str) -> str | None:
-    host = target
-    if ptype in ("http", "throughput"):
-        host = urlsplit(target).hostname or ""
-    elif ptype == "tcp":
-        try:
-            host = split_host_port(target)[0]
-        except ValueError:
-            return None
-    elif ptype == "dns":
-        return None
-    host = host.strip("[]")
-    return host if _is_ip(host) else None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-        return True
-    except ValueError:
-        return False
-
-
-def probe_id(ptype: str, target: str, opts: dict[str, Any]) -> str:
-    pid = f"{ptype}:{target}"
-    if ptype == "dns":
-        pid += f"@{opts.get('server', 'system')}" + (f"/{opts['record_type']}" if opts.get("record_type") else "")
-    return pid
-
-
 class MonitoringService:
     def __init__(self, app: Any):
         self.app = app
@@ -190,6 +82,7 @@ class MonitoringService:
         self.granularity_s.update({k: float(v) for k, v in (cfg.get("granularity_seconds") or {}).items()
                                    if k in GRANULARITIES})
         self.timeouts = {k: float(v) for k, v in (cfg.get("timeouts") or {}).items()}
+        self.allow_special = allowed_special(app.config.section("targets").get("allow_special"))
         self.path = Path(app.config.data_dir) / "monitoring.db"
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS probes (id TEXT PRIMARY KEY, type TEXT NOT NULL, target TEXT NOT NULL, "
@@ -237,10 +130,28 @@ class MonitoringService:
         return {"id": probe_id(ptype, norm, opts), "type": ptype, "target": norm, "threshold": th,
                 "granularity": granularity, "options": opts}
 
+    def list_for(self, principal: Any, ptype: str | None = None) -> list[dict]:
+        return [p for p in self.probes() if (ptype is None or p["type"] == ptype) and visible(p, principal)]
+
+    def check_hosts(self, p: dict, principal: Any) -> dict[str, list[str]]:
+        """{host: addresses} for every host the probe sends to, when `principal` may reach them all.
+        Raises TargetRefused or AddressError (a host does not resolve). Blocking."""
+        return {h: check_target(principal, h, self.allow_special) for h in hosts_of(p)}
+
     async def add(self, ptype: str, target: str, threshold: float | None = None, granularity: str = "5mins",
-                  options: dict[str, Any] | None = None, by: str = "") -> tuple[dict, dict]:
-        """Validate and register a probe, then run its first measurement at once."""
+                  options: dict[str, Any] | None = None, by: str = "", principal: Any = None) -> tuple[dict, dict]:
+        """Validate and register a probe, then run its first measurement at once. With a principal, the
+        probe is theirs and its hosts must pass `check_target` (an admin's may also not resolve yet)."""
         p = self.validate(ptype, target, threshold, granularity, options)
+        if principal is not None:
+            by = principal.name
+            try:
+                await asyncio.to_thread(self.check_hosts, p, principal)
+            except TargetRefused as exc:
+                raise ProbeError(str(exc)) from None
+            except AddressError as exc:
+                if not principal.is_admin:
+                    raise ProbeError(f"{exc}: a target must resolve when it is added") from None
         with self._lock, self._db() as db:
             if db.execute("SELECT 1 FROM probes WHERE id = ?", (p["id"],)).fetchone():
                 raise ProbeError(f"a probe {p['id']!r} exists already; remove it first to change it")
@@ -251,26 +162,66 @@ class MonitoringService:
         result = await self.run_probe(p)
         return p, result
 
-    def remove(self, pid: str) -> dict:
+    def remove(self, pid: str, principal: Any = None) -> dict:
+        """Remove a probe: its owner or an admin (no principal: the server itself)."""
         with self._lock, self._db() as db:
-            row = db.execute("SELECT type, target FROM probes WHERE id = ?", (pid,)).fetchone()
-            if not row:
+            row = db.execute("SELECT type, target, options, created_by FROM probes WHERE id = ?", (pid,)).fetchone()
+            probe = row and {"type": row[0], "target": row[1], "options": json.loads(row[2]), "created_by": row[3]}
+            if not probe or not visible(probe, principal):
                 raise ProbeError(f"no probe {pid!r} (see list_enabled_active_monitoring_scripts)")
+            if principal is not None and not principal.owns(probe["created_by"]):
+                raise ProbeError(f"probe {pid!r} belongs to {probe['created_by']}; only they or an admin can remove it")
             db.execute("DELETE FROM probes WHERE id = ?", (pid,))
         self._last.pop(pid, None)
         self._next.pop(pid, None)
         if self.alerts:
             for kind in ("threshold", "unreachable"):
                 self.alerts.release(("am", pid, kind), "probe removed")
-        return {"id": pid, "type": row[0], "target": row[1]}
+        return {"id": pid, "type": probe["type"], "target": probe["target"]}
+
+    def _disable(self, p: dict, why: str) -> None:
+        with self._lock, self._db() as db:
+            db.execute("UPDATE probes SET enabled = 0 WHERE id = ?", (p["id"],))
+        if self.alerts:
+            self.alerts.raise_alert("am_host", p["target"], "am_probe_disabled", "warning",
+                                    f"Probe {p['id']} disabled: {why}", {"probe_id": p["id"], "owner": p["created_by"]},
+                                    ip=target_ip(p), source="probe")
 
     # --- measuring -------------------------------------------------------------------------
-    async def measure(self, p: dict) -> tuple[Measurement, bool]:
-        """(measurement, ran). ran=False when it cannot run on this machine."""
+    def _owner_check(self, p: dict) -> tuple[Any, dict[str, list[str]] | None, Measurement | None]:
+        """Before each run, with the owner's current rights: (owner, pinned addresses, None), or
+        (owner, None, a measurement saying why it must not run). Probes without an owner belong to the
+        server and are not checked."""
+        owner = p.get("created_by") or ""
+        auth = getattr(self.app, "auth", None)
+        if not owner or auth is None:
+            return None, None, None
+        principal = auth.current_principal(owner)
+        unit = TYPES[p["type"]].unit
+        if principal is None:
+            self._disable(p, f"its owner {owner!r} no longer exists")
+            return None, None, Measurement(False, None, unit, f"not measured: owner {owner!r} removed",
+                                           {"refused": True, "disabled": True})
+        try:
+            return principal, self.check_hosts(p, principal), None
+        except TargetRefused as exc:
+            return principal, None, Measurement(False, None, unit, f"not measured: {exc}", {"refused": True})
+        except AddressError as exc:
+            return principal, None, Measurement(False, None, unit, str(exc))
+
+    async def measure(self, p: dict, owner: Any = None,
+                      pinned: dict[str, list[str]] | None = None) -> tuple[Measurement, bool]:
+        """(measurement, ran). ran=False when it cannot run on this machine. `pinned`: the checked
+        addresses of each host, used instead of resolving again; `owner`: whose rights every HTTP
+        request (redirects included) is checked with."""
         fn = MEASURE[p["type"]]
         kw = dict(p.get("options") or {})
         if p["type"] in self.timeouts:
             kw["timeout"] = self.timeouts[p["type"]]
+        if pinned and p["type"] in ("icmp", "cicmp", "tcp"):
+            kw["address"] = next(iter(pinned.values()))[0]
+        if owner is not None and p["type"] in ("http", "throughput"):
+            kw["check_host"] = lambda host: self._check_or_refuse(host, owner)
         try:
             return await fn(p["target"], **kw), True
         except Unavailable as exc:
@@ -279,8 +230,21 @@ class MonitoringService:
             log.exception("probe %s failed", p["id"])
             return Measurement(False, None, TYPES[p["type"]].unit, f"measurement error: {type(exc).__name__}: {exc}"), True
 
+    def _check_or_refuse(self, host: str, owner: Any) -> None:
+        try:
+            check_target(owner, host, self.allow_special)
+        except (TargetRefused, AddressError) as exc:
+            raise Refused(str(exc)) from None
+
     async def run_probe(self, p: dict) -> dict:
-        m, ran = await self.measure(p)
+        owner, pinned, refused = await asyncio.to_thread(self._owner_check, p)
+        if refused is not None:
+            if refused.extra.get("refused") and not refused.extra.get("disabled") and self.alerts:
+                await asyncio.to_thread(self.alerts.raise_alert, "am_host", p["target"], "am_target_refused",
+                                        "warning", f"Probe {p['id']} not run: {refused.error}", {"probe_id": p["id"]},
+                                        ip=target_ip(p), source="probe")
+            return await asyncio.to_thread(self._record, p, refused, not refused.extra.get("refused"))
+        m, ran = await self.measure(p, owner, pinned)
         # storing and alerting block on the database: keep them off the event loop
         return await asyncio.to_thread(self._record, p, m, ran)
 
@@ -316,7 +280,7 @@ class MonitoringService:
         ev = {"probe_id": pid, "type": p["type"], "target": target, "value": m.value, "unit": m.unit,
               "threshold": p["threshold"], "operator": ">" if spec.operator == "gt" else "<", "error": m.error,
               **{k: v for k, v in m.extra.items() if k != "answers"}}
-        ip = _target_ip(p["type"], target)
+        ip = target_ip(p)
         if not m.ok:
             al.release(("am", pid, "threshold"), "target unreachable")
             state["unreachable"] = al.engage(("am", pid, "unreachable"), "am_host", target, "am_unreachable", "error",

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,8 @@ class PoliciesService:
                 "updated_at REAL NOT NULL, last_run REAL, last_matches INTEGER, last_error TEXT);"
                 "CREATE TABLE IF NOT EXISTS seen (policy_id INTEGER NOT NULL, row_hash TEXT NOT NULL, "
                 "first_seen REAL NOT NULL, PRIMARY KEY (policy_id, row_hash));")
+            if "paused_reason" not in {r[1] for r in db.execute("PRAGMA table_info(policies)")}:
+                db.execute("ALTER TABLE policies ADD COLUMN paused_reason TEXT NOT NULL DEFAULT ''")
         self._lock = threading.RLock()
         self._next: dict[int, float] = {}
         self._task: asyncio.Task | None = None
@@ -190,11 +192,28 @@ class PoliciesService:
         return CompileResult(c.sql, "builtin", c.intent, c.explanation, notes)
 
     # --- running ---------------------------------------------------------------------------
-    def _owner(self, p: dict) -> Any:
-        from flowscope.auth import Principal
+    def _owner(self, p: dict) -> tuple[Any, str]:
+        """(the owner's rights now, "") or (None, why the policy must not run): a policy runs with what
+        its owner may see today, and stops when its owner is removed or is no longer an admin while
+        the policy was made with admin rights."""
+        principal = self.app.auth.current_principal(p["owner"])
+        if principal is None:
+            return None, f"its owner {p['owner']!r} no longer exists"
+        if p["owner_role"] == "admin" and not principal.is_admin:
+            return None, (f"its owner {p['owner']!r} is no longer an admin (role {principal.role!r}); resume it to "
+                          "run it with their current rights")
+        return replace(principal, read_only=True), ""
 
-        nets = tuple(ipaddress.ip_network(n) for n in p["owner_networks"].split(",") if n)
-        return Principal(name=p["owner"], role=p["owner_role"], read_only=True, allowed_networks=nets)
+    def _pause_for(self, p: dict, reason: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE policies SET paused = 1, paused_reason = ?, updated_at = ? WHERE id = ?",
+                       (reason, time.time(), p["id"]))
+        self._next.pop(p["id"], None)
+        if self.alerts is not None:
+            self.alerts.raise_alert("policy", p["name"], "policy_paused", "warning",
+                                    f"Policy '{p['name']}' paused: {reason}",
+                                    {"policy_id": p["id"], "policy_name": p["name"], "owner": p["owner"],
+                                     "reason": reason}, source="policy", dedup_s=0)
 
     def _execute(self, sql: str, principal: Any, max_rows: int = MAX_ROWS) -> tuple[list[str], list[list], bool]:
         from flowscope.store.guard import GuardError, run_guarded
@@ -213,8 +232,12 @@ class PoliciesService:
         """Run a policy now: raise one alert per new violating row (bounded); returns a summary."""
         p = self.get(pid)
         start = time.time()
+        owner, why = self._owner(p)
+        if owner is None:
+            self._pause_for(p, why)
+            return {"policy_id": pid, "ok": False, "error": f"policy paused: {why}", "matches": 0, "alerts": 0}
         try:
-            cols, rows, truncated = self._execute(p["sql"], self._owner(p))
+            cols, rows, truncated = self._execute(p["sql"], owner)
         except PolicyError as exc:
             self._update_run(pid, start, None, str(exc))
             return {"policy_id": pid, "ok": False, "error": str(exc), "matches": 0, "alerts": 0}
@@ -335,9 +358,7 @@ class PoliciesService:
     def update(self, principal: Any, ref: int | str, *, description: str | None = None, sql: str | None = None,
                name: str | None = None, periodicity: str | None = None, score: int | None = None,
                alert_message: str | None = None) -> dict:
-        p = self.get(ref)
-        if not self.visible(p, principal):
-            raise PolicyError(f"policy {p['name']!r} belongs to {p['owner']}; only they or an admin can change it")
+        p = self.get_for(principal, ref)
         new = dict(p)
         for k, v in (("description", description), ("name", name), ("periodicity", periodicity), ("score", score),
                      ("alert_message", alert_message)):
@@ -368,18 +389,38 @@ class PoliciesService:
         return {"policy": self.get(p["id"]), "dry_run": dry, "notes": notes}
 
     def set_paused(self, principal: Any, ref: int | str, paused: bool) -> dict:
-        p = self.get(ref)
-        if not self.visible(p, principal):
-            raise PolicyError(f"policy {p['name']!r} belongs to {p['owner']}; only they or an admin can change it")
+        """Pause or resume. Resuming a policy paused because its owner lost the admin role accepts
+        their current rights: its SQL must pass the guard with them."""
+        p = self.get_for(principal, ref)
+        role = p["owner_role"]
+        if not paused:
+            owner = self.app.auth.current_principal(p["owner"])
+            if owner is None:
+                raise PolicyError(f"policy {p['name']!r} cannot run: its owner {p['owner']!r} no longer exists; "
+                                  "delete it, or recreate it under another user")
+            self._guard(p["sql"], owner)
+            role = owner.role
         with self._db() as db:
-            db.execute("UPDATE policies SET paused = ?, updated_at = ? WHERE id = ?", (int(paused), time.time(), p["id"]))
+            db.execute("UPDATE policies SET paused = ?, paused_reason = '', owner_role = ?, updated_at = ? "
+                       "WHERE id = ?", (int(paused), role, time.time(), p["id"]))
         self._next.pop(p["id"], None)
         return self.get(p["id"])
 
-    def delete(self, principal: Any, ref: int | str) -> dict:
+    def get_for(self, principal: Any, ref: int | str, verb: str = "change") -> dict:
+        """A policy `principal` may act on: theirs, or any for admins."""
         p = self.get(ref)
         if not self.visible(p, principal):
-            raise PolicyError(f"policy {p['name']!r} belongs to {p['owner']}; only they or an admin can delete it")
+            raise PolicyError(f"policy {p['name']!r} belongs to {p['owner']}; only they or an admin can {verb} it")
+        return p
+
+    def list_for(self, principal: Any) -> list[dict]:
+        return [p for p in self.list() if self.visible(p, principal)]
+
+    def run_for(self, principal: Any, ref: int | str) -> dict:
+        return self.run_policy(self.get_for(principal, ref, "run")["id"])
+
+    def delete(self, principal: Any, ref: int | str) -> dict:
+        p = self.get_for(principal, ref, "delete")
         with self._lock, self._db() as db:
             db.execute("DELETE FROM policies WHERE id = ?", (p["id"],))
             db.execute("DELETE FROM seen WHERE policy_id = ?", (p["id"],))

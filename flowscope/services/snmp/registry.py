@@ -9,7 +9,6 @@ No tool or CLI command ever prints them: `Device.public()` shows `"****"` or `nu
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import sqlite3
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
+from flowscope.addresses import AddressError, parse_host
 from flowscope.store import local_db
 
 VERSIONS = ("v1", "v2c", "v3")
@@ -30,7 +30,6 @@ PRIV_PROTOCOLS = ("DES", "AES", "AES-192", "AES-256", "AES-192C", "AES-256C")
 MASK = "****"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,62}))*\.?$")
 
 
 class RegistryError(ValueError):
@@ -103,13 +102,10 @@ class Device:
     def validate(self) -> "Device":
         if not _NAME_RE.match(self.name or ""):
             raise RegistryError("name: 1-128 characters, letters, digits, '.', '_', ':' or '-'")
-        host = (self.host or "").strip().strip("[]")
         try:
-            host = str(ipaddress.ip_address(host))
-        except ValueError:
-            if not _HOST_RE.match(host):
-                raise RegistryError(f"host must be an IP address or a DNS name (got {self.host!r})") from None
-        self.host = host
+            self.host = parse_host(self.host)
+        except AddressError as exc:
+            raise RegistryError(f"host must be an IP address or a DNS name: {exc}") from None
         if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise RegistryError("port must be 1-65535")
         self.version = _norm_choice(self.version, VERSIONS, "version") or "v2c"

@@ -8,9 +8,11 @@ import inspect
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
+from flowscope.addresses import AddressError, allowed_special, is_ip
+from flowscope.auth import TargetRefused, check_target
 from flowscope.services.snmp import mibs
 from flowscope.services.snmp.poller import Interface, PollError, PollResult, poll_with_budget
 from flowscope.services.snmp.rates import CounterSample, agent_restarted, compute_rates
@@ -19,6 +21,8 @@ from flowscope.services.snmp.registry import Device, Registry, RegistryError, ma
 log = logging.getLogger(__name__)
 
 UP = 1
+#: devices registered by these "owners" belong to the server (the shell CLI), not to a user
+SERVER_OWNERS = ("", "cli")
 DOWN_STATES = {2, 7}   # down, lowerLayerDown
 
 
@@ -91,6 +95,10 @@ class SnmpService:
         self.fdb_max = int(cfg.get("fdb_max", 8192))
         self.tick_s = float(cfg.get("tick_s", 1.0))
         self.enabled = bool(cfg.get("enabled", True))
+        try:
+            self.allow_special = allowed_special(app.config.section("targets").get("allow_special"))
+        except AttributeError:
+            self.allow_special = frozenset()
         self.state: dict[str, DeviceState] = {}
         self._sem: Optional[asyncio.Semaphore] = None
         self._task: Optional[asyncio.Task] = None
@@ -166,12 +174,48 @@ class SnmpService:
         st.in_flight = True
         st.last_attempt = time.time()
         try:
-            out = await self.run_poll(dev)
+            target, refused = await asyncio.to_thread(self._owner_check, dev)
+            out = refused or await self.run_poll(target)
             alerts = await asyncio.to_thread(self._record, dev, st, out)
             await self._raise_alerts(alerts)
             return out
         finally:
             st.in_flight = False
+
+    def _owner_check(self, dev: Device) -> tuple[Device, Optional[PollOutcome]]:
+        """Before each poll, with the owner's current rights: (the device with its checked address,
+        None), or (dev, an outcome saying why it is not polled). An owner who no longer exists
+        disables the device."""
+        auth = getattr(self.app, "auth", None)
+        if dev.created_by in SERVER_OWNERS or auth is None:
+            return dev, None
+        owner = auth.current_principal(dev.created_by)
+        if owner is None:
+            self.registry.update(dev.name, enabled=False)
+            return dev, PollOutcome(dev.name, False, "refused", f"not polled: its owner {dev.created_by!r} no "
+                                    "longer exists; the device is disabled")
+        try:
+            return replace(dev, host=self.check_host(dev.host, owner)[0]), None
+        except (TargetRefused, AddressError) as exc:
+            return dev, PollOutcome(dev.name, False, "refused", f"not polled: {exc}")
+
+    def check_host(self, host: str, principal: Any) -> list[str]:
+        return check_target(principal, host, self.allow_special)
+
+    # ------------------------------------------------------------------ ownership
+    @staticmethod
+    def visible(dev: Device, principal: Any) -> bool:
+        """Admins and the owner see a device; a user without network limits sees every device; a user
+        with allowed networks also sees others' devices registered by an address inside them."""
+        if principal is None or principal.owns(dev.created_by) or not principal.restricted:
+            return True
+        return is_ip(dev.host) and principal.can_see(dev.host)
+
+    def device_for(self, principal: Any, name: str) -> Device:
+        dev = self.registry.get(name)
+        if dev is None or not self.visible(dev, principal):
+            raise RegistryError(f"no SNMP device named {name!r}; list_snmp_devices shows the registered ones")
+        return dev
 
     async def poll_all(self) -> list[PollOutcome]:
         """Poll every enabled device now, concurrently (bounded)."""
@@ -313,14 +357,23 @@ class SnmpService:
                 log.exception("alerts component refused an SNMP alert")
 
     # ------------------------------------------------------------------ registry operations
-    async def add_device(self, *, created_by: str = "", require_answer: bool = True, **fields: Any
-                         ) -> tuple[Device, PollOutcome]:
+    async def add_device(self, *, created_by: str = "", require_answer: bool = True, principal: Any = None,
+                         **fields: Any) -> tuple[Device, PollOutcome]:
         """Validate, poll once, and register. A device that fails its first poll is not stored
-        (unless require_answer=False and the failure is a timeout)."""
+        (unless require_answer=False and the failure is a timeout). With a principal, the device is
+        theirs and its host must pass `check_target` (resolved, allowed networks, special addresses)."""
+        if principal is not None:
+            created_by = principal.name
         dev = make_device(created_by=created_by, **fields)
         if self.registry.get(dev.name) is not None:
             raise RegistryError(f"a device named {dev.name!r} already exists (remove it first)")
-        out = await self.run_poll(dev)
+        target = dev
+        if principal is not None:
+            try:
+                target = replace(dev, host=(await asyncio.to_thread(self.check_host, dev.host, principal))[0])
+            except (TargetRefused, AddressError) as exc:
+                raise RegistryError(str(exc)) from None
+        out = await self.run_poll(target)
         if not out.ok and (require_answer or out.error_kind != "timeout"):
             return dev, out
         await asyncio.to_thread(self.registry.add, dev)
@@ -330,7 +383,12 @@ class SnmpService:
         await self._raise_alerts(alerts)
         return dev, out
 
-    def remove_device(self, name: str) -> bool:
+    def remove_device(self, name: str, principal: Any = None) -> bool:
+        """Remove a device: its owner or an admin (no principal: the server itself)."""
+        dev = self.device_for(principal, name)
+        if principal is not None and not principal.owns(dev.created_by):
+            raise RegistryError(f"SNMP device {name!r} belongs to {dev.created_by or 'the server'}; only they or "
+                                "an admin can remove it")
         ok = self.registry.remove(name)
         self.state.pop(name, None)
         return ok
@@ -346,10 +404,10 @@ class SnmpService:
                  "sn": "sys_name", "okp": "ok_polls"}
         return {r["d"]: {names[k]: v for k, v in r.items() if k in names} for r in res.dicts()}
 
-    def list_devices(self) -> list[dict]:
+    def list_devices(self, principal: Any = None) -> list[dict]:
         latest = self._latest_devices()
         out = []
-        for dev in self.registry.list():
+        for dev in (d for d in self.registry.list() if self.visible(d, principal)):
             row = latest.get(dev.name, {})
             st = self.state.get(dev.name)
             reachable = bool(row.get("reachable")) if row else None
@@ -358,7 +416,7 @@ class SnmpService:
                 "enabled": dev.enabled, "interval_s": dev.interval_s,
                 "reachable": reachable, "last_poll": row.get("last_poll"),
                 "last_success": row.get("last_success") if row.get("ok_polls") else None,
-                "interface_count": int(row.get("interface_count") or 0),
+                "interface_count": int(row.get("interface_count") or 0), "created_by": dev.created_by,
                 "sys_name": row.get("sys_name", ""),
                 "error": row.get("error", "") if row and not reachable else "",
                 "polling_now": bool(st and st.in_flight),
