@@ -26,7 +26,11 @@ async def test_collected_flows_through_the_flow_tools(make_server, tmp_path):
         count, stored_packets, stored_bytes = totals
         assert (stored_packets, stored_bytes) == (packets, octets)  # softflowd's own totals
 
-        sources = (await session.call_tool("get_interfaces", {})).structured_content["interfaces"]
+        for _ in range(20):  # the listener's counters follow the insert a moment later
+            sources = (await session.call_tool("get_interfaces", {})).structured_content["interfaces"]
+            if sources and sources[0]["flows"] >= count:
+                break
+            await asyncio.sleep(0.25)
         assert [(i["kind"], i["name"], i["state"]) for i in sources] == [
             ("collector", f"udp://127.0.0.1:{port}", "running")]
         assert (sources[0]["flows"], sources[0]["packets"], sources[0]["bytes"]) == (count, packets, octets)
