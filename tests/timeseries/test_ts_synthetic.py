@@ -19,8 +19,8 @@ from ts_helpers import (
     table_map, with_other,
 )
 
-ADMIN = Principal("admin", "admin")
-LIMITED = Principal("lim", "user", allowed_networks=(ipaddress.ip_network("192.168.1.0/27"),))
+ADMIN = Principal("admin", "admin").scope
+LIMITED = Principal("lim", "user", allowed_networks=(ipaddress.ip_network("192.168.1.0/27"),)).scope
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 
 
@@ -264,7 +264,7 @@ def test_chart_outside_networks_refused(app, kw):
     kw = dict(kw)
     principal = LIMITED
     if "network" in kw:
-        principal = Principal("other", "user", allowed_networks=(ipaddress.ip_network(kw.pop("network")),))
+        principal = Principal("other", "user", allowed_networks=(ipaddress.ip_network(kw.pop("network")),)).scope
     with pytest.raises(q.TimeseriesError, match="outside your allowed networks|cannot be limited"):
         build_chart(app, principal, kw.pop("type"), **kw)
 
