@@ -8,7 +8,6 @@ import anyio
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
-from flowscope.services.timeseries import catalogue as cat
 from flowscope.services.timeseries import query as q
 from flowscope.services.timeseries.charting import CHART_TYPES, SQL_UNITS, build_chart
 
@@ -84,29 +83,9 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
     def work() -> ListTimeseriesResult:
         from flowscope.services.timeseries import retention_days
 
-        out = []
-        for kind in cat.CATALOGUE.values():
-            if params.entity and kind.entity != params.entity:
-                continue
-            metrics = q.available_metrics(call.app, kind)
-            info = SeriesInfo(
-                entity=kind.entity, description=kind.description, available=bool(metrics),
-                resolutions=kind.resolutions,
-                metrics=[MetricInfo(name=m.name, unit=m.unit, kind=m.kind, description=m.description)
-                         for m in (metrics or kind.metrics)],
-                dimensions={d.name: d.description for d in kind.dimensions}, key=kind.key,
-                storage=list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
-            )
-            if kind.scope == "flows":
-                info.restricted_note = ("for users limited to networks, computed from flows inside them"
-                                        + ("; drops not available" if kind.entity == "interface" else ""))
-            if params.entity and kind.key and metrics:
-                counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
-                r = q.rank(call.app, call.scope, kind.entity, kind.key, counter.name, params.start, params.end,
-                           limit=params.limit)
-                info.members = [lab for lab, _ in r.items if lab != "other"]
-            out.append(info)
-        return ListTimeseriesResult(series=out, retention_days=retention_days(call.app),
+        series = q.listing(call.app, call.scope, params.entity, params.start, params.end, params.limit)
+        return ListTimeseriesResult(series=[SeriesInfo.model_validate(x) for x in series],
+                                    retention_days=retention_days(call.app),
                                     time_rule="A flow counts in the bucket of its LAST_SEEN (UTC buckets).")
 
     return await _run(work)

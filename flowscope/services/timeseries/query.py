@@ -513,3 +513,30 @@ def sankey_links(app, scope, start=None, end=None, filters: dict | None = None, 
         links[key] = links.get(key, 0) + r[3]
     ordered = sorted(links.items(), key=lambda kv: -kv[1])
     return t0, t1, [(a, b, c, v) for (a, b, c), v in ordered]
+
+
+def listing(app, scope: Scope, entity: str | None = None, start=None, end=None, limit: int = 20) -> list[dict]:
+    """The catalogue as the caller may read it: each kind's metrics (those with data first),
+    dimensions and storage; with `entity`, its busiest members in the range."""
+    out = []
+    for kind in CATALOGUE.values():
+        if entity and kind.entity != entity:
+            continue
+        metrics = available_metrics(app, kind)
+        info: dict[str, Any] = {
+            "entity": kind.entity, "description": kind.description, "available": bool(metrics),
+            "resolutions": kind.resolutions, "key": kind.key,
+            "metrics": [{"name": m.name, "unit": m.unit, "kind": m.kind, "description": m.description}
+                        for m in (metrics or kind.metrics)],
+            "dimensions": {d.name: d.description for d in kind.dimensions},
+            "storage": list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
+        }
+        if kind.scope == "flows":
+            info["restricted_note"] = ("for users limited to networks, computed from flows inside them"
+                                       + ("; drops not available" if kind.entity == "interface" else ""))
+        if entity and kind.key and metrics:
+            counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
+            r = rank(app, scope, kind.entity, kind.key, counter.name, start, end, limit=limit)
+            info["members"] = [lab for lab, _ in r.items if lab != "other"]
+        out.append(info)
+    return out
