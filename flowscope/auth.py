@@ -52,19 +52,17 @@ class Principal:
     def restricted(self) -> bool:
         return bool(self.allowed_networks)
 
+    @property
+    def scope(self) -> "Scope":
+        """What this principal may see of traffic: the object tools and services filter with."""
+        return Scope(self)
+
+    # The helpers below are kept for callers written before `Scope`; they delegate to it.
     def can_see(self, ip: str | None) -> bool:
-        if not self.allowed_networks:
-            return True
-        if not ip:
-            return False
-        try:
-            addr = ipaddress.ip_address(ip.split("%")[0])
-        except ValueError:
-            return False
-        return any(addr in net for net in self.allowed_networks if net.version == addr.version)
+        return self.scope.visible(ip)
 
     def can_see_flow(self, src: str | None, dst: str | None) -> bool:
-        return self.can_see(src) or self.can_see(dst)
+        return self.scope.visible_flow(src, dst)
 
     def can_see_network(self, net: IPNetwork) -> bool:
         """The whole network lies inside the allowed networks."""
@@ -79,24 +77,81 @@ class Principal:
 
     def sql_filter(self, columns: Sequence[str],
                    address_columns: Mapping[str, tuple[str, str, str]] | None = None) -> str:
+        return self.scope.sql(columns, address_columns)
+
+    def flows_filter(self) -> str:
+        return self.scope.flows_sql()
+
+
+class OutOfScope(Exception):
+    """A request named something outside the caller's allowed networks (message safe to show)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A principal's view of the network: the one place that decides which addresses, flows and
+    rows a caller may see. Tools get it as `call.scope` and hand it to services, which filter
+    with it: `sql()` / `flows_sql()` in SQL, `visible()` / `visible_flow()` in Python."""
+
+    principal: Principal
+
+    @property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        return self.principal.allowed_networks
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.networks)
+
+    def visible(self, ip: str | None) -> bool:
+        """True when `ip` is inside the allowed networks (always, for an unrestricted caller)."""
+        if not self.networks:
+            return True
+        addr = parse_ip(ip)
+        return addr is not None and any(addr in net for net in self.networks if net.version == addr.version)
+
+    def visible_flow(self, src: str | None, dst: str | None) -> bool:
+        """A flow is visible when either end is: its peer outside comes with it."""
+        return self.visible(src) or self.visible(dst)
+
+    def overlaps(self, network: IPNetwork) -> bool:
+        """Some of `network` is inside the allowed networks."""
+        return not self.networks or any(n.version == network.version and n.overlaps(network) for n in self.networks)
+
+    def require(self, ip: str) -> None:
+        if not self.visible(ip):
+            raise OutOfScope(f"{ip} is outside your allowed networks")
+
+    def sql(self, columns: Sequence[str],
+            address_columns: Mapping[str, tuple[str, str, str]] | None = None) -> str:
         """A SQL boolean true when any of `columns` (IP strings) is inside the allowed networks.
 
         A column listed in `address_columns` (see `Table.address_columns`) is compared through its
         numeric columns. Built only from column names given by our own code and CIDRs normalised
-        by ipaddress, never from request text.
+        by ipaddress, never from request text; "1" when unrestricted.
         """
-        if not self.allowed_networks:
+        if not self.networks:
             return "1"
         terms = []
         for col in columns:
             forms = (address_columns or {}).get(col)
-            for net in self.allowed_networks:
+            for net in self.networks:
                 terms.append(_numeric_term(forms, net) if forms else _text_term(col, net))
         return "(" + " OR ".join(terms) + ")"
 
-    def flows_filter(self) -> str:
-        """`sql_filter` for the `flows` table: either end inside the allowed networks."""
-        return self.sql_filter(FLOWS.network_columns, FLOWS.address_columns)
+    def flows_sql(self) -> str:
+        """`sql` for the `flows` table: either end inside the allowed networks."""
+        return self.sql(FLOWS.network_columns, FLOWS.address_columns)
+
+
+def parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address read from data (flows, answers), or None: `addresses.parse_ip` without the zone id."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        return addresses.parse_ip(text.strip().split("%")[0])
+    except addresses.AddressError:
+        return None
 
 
 def _text_term(col: str, net: IPNetwork) -> str:

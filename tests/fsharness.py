@@ -46,14 +46,16 @@ def cli(data_dir: Path | str, *args: str, check: bool = True) -> subprocess.Comp
 class Server:
     """A running `flowscope serve` with the users asked for (tests use STANDARD_USERS).
 
-    `python_args` go before `-m flowscope`, e.g. ("-m", "cProfile", "-o", FILE) in benchmarks."""
+    `python_args` go before `-m flowscope`, e.g. ("-m", "cProfile", "-o", FILE) in benchmarks;
+    `prefix` before the interpreter, e.g. ("ip", "netns", "exec", NS) with `host` the address the
+    server listens on there."""
 
     def __init__(self, data_dir: Path, args: list[str], users: dict[str, dict[str, Any]] | None = None,
-                 python_args: tuple[str, ...] = ()):
+                 python_args: tuple[str, ...] = (), prefix: tuple[str, ...] = (), host: str = "127.0.0.1"):
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}/mcp"
+        self.base = f"http://{host}:{self.port}"
         self.tokens: dict[str, str] = {}
         for name, spec in (users or {}).items():
             extra = ["--allowed-networks", spec["networks"]] if spec.get("networks") else []
@@ -63,8 +65,8 @@ class Server:
             self.tokens[name] = cli(data_dir, "token", "create", spec["user"], *ro).stdout.strip().splitlines()[-1]
         env = {**os.environ, "FLOWSCOPE_DATA_DIR": str(data_dir)}
         self.log = open(data_dir / "server.log", "w")
-        self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "flowscope", "serve", "--listen",
-                                      f"127.0.0.1:{self.port}", *args], env=env, stdout=self.log,
+        self.proc = subprocess.Popen([*prefix, sys.executable, *python_args, "-m", "flowscope", "serve", "--listen",
+                                      f"{host}:{self.port}", *args], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.wait_ready()
 

@@ -57,7 +57,7 @@ def _wrapper(app, spec: ToolSpec):
             return _error(str(exc))
         ctx = ToolContext(app=app, principal=principal, tool=spec.name)
         try:
-            result = await spec.fn(ctx, params)
+            result = await toolkit.invoke(spec, ctx, params)
         except ToolError as exc:
             if spec.write:
                 toolkit.audit(app, spec, principal, params, "refused: " + str(exc))
@@ -94,7 +94,7 @@ def build_mcp(app) -> MCPServer:
             annotations=ToolAnnotations(title=spec.title, read_only_hint=not spec.write,
                                         destructive_hint=spec.destructive, idempotent_hint=not spec.write,
                                         open_world_hint=False),
-            meta={"flowscope/area": spec.area, "flowscope/write": spec.write},
+            meta={"flowscope/area": spec.area, "flowscope/write": spec.write, "flowscope/returns": spec.returns.value},
         )
         server._tool_manager.get_tool(spec.name).parameters = toolkit.input_schema(spec)
     return server

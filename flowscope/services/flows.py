@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flowscope.auth import Principal
+from flowscope.auth import Scope
+from flowscope.services.errors import ServiceError
 
 L4_NAMES = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "igmp": 2, "gre": 47, "esp": 50, "sctp": 132}
 L4_BY_NUMBER = {v: k.upper() if k != "icmpv6" else "ICMPv6" for k, v in L4_NAMES.items()}
@@ -22,7 +23,7 @@ _REL = re.compile(r"^\s*(?:now)?\s*-?\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGN
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class FlowQueryError(ValueError):
+class FlowQueryError(ServiceError):
     pass
 
 
@@ -135,9 +136,61 @@ def app_matches(wanted: str, name: str | None) -> bool:
     return w == n or w in n.split(".")
 
 
-def visible_live(app, principal: Principal, flt: FlowFilter) -> list[Any]:
+def visible_live(app, scope: Scope, flt: FlowFilter) -> list[Any]:
     return [f for f in app.live.flows()
-            if flt.matches(f) and principal.can_see_flow(f.SRC_IP, f.DST_IP)]
+            if flt.matches(f) and scope.visible_flow(f.SRC_IP, f.DST_IP)]
+
+
+def live_flow(app, scope: Scope, flow_id: int) -> Any | None:
+    return next((f for f in app.live.flows() if f.FLOW_ID == flow_id and scope.visible_flow(f.SRC_IP, f.DST_IP)),
+                None)
+
+
+def host_live_page(app, scope: Scope, flt: FlowFilter) -> list[Any]:
+    """Live flows of `flt.host`, which must be inside the caller's networks."""
+    scope.require(flt.host or "")
+    return visible_live(app, scope, flt)
+
+
+GROUP_KEYS = {
+    "application": lambda f: f.L7_PROTO_NAME or "Unknown",
+    "category": lambda f: f.L7_CATEGORY_NAME or "Unknown",
+    "protocol": lambda f: L4_BY_NUMBER.get(f.PROTOCOL, str(f.PROTOCOL)),
+    "source": lambda f: f.SRC_IP,
+    "destination": lambda f: f.DST_IP,
+    "country": lambda f: f.DST_COUNTRY_CODE or f.SRC_COUNTRY_CODE or "unknown",
+}
+
+
+def live_summary(app, scope: Scope, flt: FlowFilter, group_by: str) -> tuple[list[tuple[str, list[int]]], int, int]:
+    """Visible live flows grouped by `group_by`: ([(key, [flows, bytes, packets])] largest first,
+    total flows, total bytes)."""
+    flows = visible_live(app, scope, flt)
+    key = GROUP_KEYS[group_by]
+    groups: dict[str, list[int]] = {}
+    for f in flows:
+        g = groups.setdefault(key(f), [0, 0, 0])
+        g[0] += 1
+        g[1] += f.TOTAL_BYTES
+        g[2] += f.PACKETS
+    ranked = sorted(groups.items(), key=lambda kv: kv[1][1], reverse=True)
+    return ranked, len(flows), sum(f.TOTAL_BYTES for f in flows)
+
+
+def peers_of_visible_flows(app, scope: Scope, addresses: set[str]) -> set[str]:
+    """Those of `addresses` that are an end of a flow the caller may see (live or stored)."""
+    found = set()
+    for f in app.live.flows():
+        for ip in (f.SRC_IP, f.DST_IP):
+            if ip in addresses and scope.visible_flow(f.SRC_IP, f.DST_IP):
+                found.add(ip)
+    rest = sorted(addresses - found)
+    if rest:
+        rows = app.store.query(
+            "SELECT DISTINCT arrayJoin([SRC_IP, DST_IP]) AS ip FROM flows WHERE (has({ips:Array(String)}, SRC_IP) "
+            f"OR has({{ips:Array(String)}}, DST_IP)) AND {scope.flows_sql()}", {"ips": rest}).rows
+        found |= {r[0] for r in rows} & set(rest)
+    return found
 
 
 def sort_flows(flows: list[Any], sort: str, descending: bool) -> list[Any]:
@@ -158,9 +211,9 @@ HISTORY_COLUMNS = (
 )
 
 
-def history_where(principal: Principal, flt: FlowFilter, begin: float | None, end: float | None,
+def history_where(scope: Scope, flt: FlowFilter, begin: float | None, end: float | None,
                   params: dict[str, Any]) -> str:
-    where = flt.sql(params) + [time_where(begin, end, params), principal.flows_filter()]
+    where = flt.sql(params) + [time_where(begin, end, params), scope.flows_sql()]
     return " AND ".join(where)
 
 
@@ -176,10 +229,10 @@ def time_where(begin: float | None, end: float | None, params: dict[str, Any]) -
     return " AND ".join(where) or "1"
 
 
-def search_history(app, principal: Principal, flt: FlowFilter, begin: float | None, end: float | None,
+def search_history(app, scope: Scope, flt: FlowFilter, begin: float | None, end: float | None,
                    sort: str, descending: bool, limit: int, offset: int) -> tuple[list[dict], bool]:
     params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
-    where = history_where(principal, flt, begin, end, params)
+    where = history_where(scope, flt, begin, end, params)
     key = SORT_KEYS.get(sort)
     if key is None:
         raise FlowQueryError(f"unknown sort {sort!r}; use one of {', '.join(SORT_KEYS)}")
@@ -190,8 +243,8 @@ def search_history(app, principal: Principal, flt: FlowFilter, begin: float | No
     return rows[:limit], len(rows) > limit
 
 
-def history_flow(app, principal: Principal, flow_id: int) -> dict | None:
+def history_flow(app, scope: Scope, flow_id: int) -> dict | None:
     params = {"id": flow_id}
-    where = "FLOW_ID = {id:UInt64} AND " + principal.flows_filter()
+    where = "FLOW_ID = {id:UInt64} AND " + scope.flows_sql()
     rows = app.store.query(f"SELECT {HISTORY_COLUMNS} FROM flows WHERE {where} LIMIT 1", params).dicts()
     return rows[0] if rows else None

@@ -19,8 +19,8 @@ from ts_helpers import (
     table_map, with_other,
 )
 
-ADMIN = Principal("admin", "admin")
-LIMITED = Principal("lim", "user", allowed_networks=(ipaddress.ip_network("192.168.1.0/27"),))
+ADMIN = Principal("admin", "admin").scope
+LIMITED = Principal("lim", "user", allowed_networks=(ipaddress.ip_network("192.168.1.0/27"),)).scope
 NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 
 
@@ -231,7 +231,7 @@ def test_restricted_sql_chart_sees_only_its_networks(app):
     sql = "SELECT DST_IP, sum(TOTAL_BYTES) FROM flows GROUP BY 1"
     out = build_chart(app, LIMITED, "pie", sql=sql, top_n=100)
     ref = {r[0]: r[1] for r in app.store.query(
-        f"SELECT DST_IP, sum(TOTAL_BYTES) FROM flows WHERE {LIMITED.sql_filter(['SRC_IP', 'DST_IP'])} GROUP BY 1").rows}
+        f"SELECT DST_IP, sum(TOTAL_BYTES) FROM flows WHERE {LIMITED.sql(['SRC_IP', 'DST_IP'])} GROUP BY 1").rows}
     assert {r[0]: r[1] for r in out.rows} == ref
     assert "2001:db8::53" not in ref
 
@@ -249,7 +249,7 @@ def test_restricted_totals_come_from_their_flows(app):
                [[lab, v] for lab, v in top.items])
     bar = build_chart(app, LIMITED, "bar", entity="host", start=start, end=end, top_n=50)
     hosts = {r[0] for r in bar.rows} - {"other"}
-    assert hosts and all(LIMITED.can_see(h) for h in hosts)
+    assert hosts and all(LIMITED.visible(h) for h in hosts)
     with_other(ref_host_totals(app.store, bar.meta["start"], bar.meta["end"], principal=LIMITED), bar.rows)
 
 
@@ -264,7 +264,7 @@ def test_chart_outside_networks_refused(app, kw):
     kw = dict(kw)
     principal = LIMITED
     if "network" in kw:
-        principal = Principal("other", "user", allowed_networks=(ipaddress.ip_network(kw.pop("network")),))
+        principal = Principal("other", "user", allowed_networks=(ipaddress.ip_network(kw.pop("network")),)).scope
     with pytest.raises(q.TimeseriesError, match="outside your allowed networks|cannot be limited"):
         build_chart(app, principal, kw.pop("type"), **kw)
 

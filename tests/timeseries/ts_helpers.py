@@ -69,7 +69,7 @@ def check_png(png: bytes, min_w: int = 600, min_h: int = 300) -> tuple[int, int]
 
 
 def scope_sql(principal, columns=("SRC_IP", "DST_IP")) -> str:
-    return principal.sql_filter(list(columns)) if principal is not None else "1"
+    return principal.sql(list(columns)) if principal is not None else "1"
 
 
 RANGE = "LAST_SEEN >= {a:DateTime64(3, 'UTC')} AND LAST_SEEN < {b:DateTime64(3, 'UTC')}"

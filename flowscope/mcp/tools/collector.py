@@ -8,12 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services.flows import FlowQueryError, parse_time
-
-
-def _collector(call: ToolContext):
-    return call.app.components.get("collector")
+from flowscope.mcp.toolkit import Returns, ToolContext, tool
+from flowscope.services import exporters as svc
 
 
 def _iso(t: float | None) -> str | None:
@@ -64,52 +60,17 @@ class ExportersResult(BaseModel):
         return "\n".join(lines)
 
 
-def _stored_exporters(app) -> list[dict[str, Any]]:
-    res = app.store.query(
-        "SELECT address, type, argMax(version, updated_at) AS version, argMax(interface_id, updated_at) AS iid, "
-        "min(first_seen) AS fs, max(last_seen) AS ls, argMax(datagrams, updated_at) AS d, "
-        "argMax(records, updated_at) AS r, argMax(undecodable, updated_at) AS u, "
-        "argMax(sequence_gaps, updated_at) AS g, argMax(lost, updated_at) AS l, argMax(templates, updated_at) AS t, "
-        "argMax(dropped_sets, updated_at) AS ds, argMax(health, updated_at) AS h, "
-        "toUnixTimestamp64Milli(fs) AS fs_ms, toUnixTimestamp64Milli(ls) AS ls_ms "
-        "FROM flow_exporters GROUP BY address, type ORDER BY ls DESC LIMIT 10000")
-    out = []
-    for r in res.dicts():
-        out.append({"address": r["address"], "type": r["type"], "version": int(r["version"]),
-                    "interface_id": int(r["iid"]), "first_seen": int(r["fs_ms"]) / 1000,
-                    "last_seen": int(r["ls_ms"]) / 1000, "datagrams": int(r["d"]), "records": int(r["r"]),
-                    "undecodable": int(r["u"]), "sequence_gaps": int(r["g"]), "lost": int(r["l"]),
-                    "lost_unit": "records" if r["type"] in ("netflow5", "ipfix") else "datagrams",
-                    "templates": int(r["t"]), "dropped_sets": int(r["ds"]), "health": r["h"]})
-    return out
-
-
-@tool(title="Flow exporters", example={"limit": 20})
+@tool(returns=Returns.SOURCES, title="Flow exporters", example={"limit": 20})
 async def list_flow_exporters(call: ToolContext, params: ListExportersParams) -> ExportersResult:
     """List the NetFlow v5/v9, IPFIX and sFlow exporters the collector has heard from, with their
     counters and health: datagrams and records received, sequence gaps (lost datagrams or records),
     undecodable datagrams, templates known, data dropped for lack of a template. Exporter flows are
-    in the flows table with PROBE_IP = address and INTERFACE_ID = interface_id."""
-    coll = _collector(call)
-    live: dict[tuple[str, str], dict] = {}
-    listeners: list[dict[str, Any]] = []
-    if coll is not None:
-        for s in coll.registry.snapshots():
-            live[(s["address"], s["type"])] = s
-        listeners = coll.status()["listeners"]
-    stored = await asyncio.to_thread(_stored_exporters, call.app)
-    rows: list[tuple[dict, bool]] = [(s, True) for s in live.values()]
-    rows += [(s, False) for s in stored if (s["address"], s["type"]) not in live]
-    rows = [(s, is_live) for s, is_live in rows if call.principal.can_see(s["address"])]
-    rows.sort(key=lambda x: -x[0]["last_seen"])
-    out = [Exporter(address=s["address"], type=s["type"], version=s["version"], interface_id=s["interface_id"],
-                    first_seen=_iso(s["first_seen"]), last_seen=_iso(s["last_seen"]), datagrams=s["datagrams"],
-                    records=s["records"], undecodable=s["undecodable"], sequence_gaps=s["sequence_gaps"],
-                    lost=s["lost"], lost_unit=s["lost_unit"], templates=s["templates"],
-                    dropped_sets=s["dropped_sets"], health=s["health"], live=is_live)
-           for s, is_live in rows[:params.limit]]
-    return ExportersResult(exporters=out, collector_running=coll is not None, listeners=listeners,
-                           truncated=len(rows) > params.limit)
+    in the flows table with PROBE_IP = address and INTERFACE_ID = interface_id. Users limited to
+    networks see the exporters inside them."""
+    out = await asyncio.to_thread(svc.exporters, call.app, call.scope, params.limit)
+    out["exporters"] = [dict(s, first_seen=_iso(s["first_seen"]), last_seen=_iso(s["last_seen"]))
+                        for s in out["exporters"]]
+    return ExportersResult.model_validate(out)
 
 
 class InterfaceParams(BaseModel):
@@ -149,51 +110,13 @@ class InterfacesResult(BaseModel):
                          f"{i.flows} flows" for i in self.interfaces)
 
 
-def _interfaces(app, principal, exporter: str | None, begin: float | None, end: float | None,
-                limit: int) -> tuple[list[dict], bool]:
-    where = ["PROBE_IP != ''", f"({principal.flows_filter()})"]
-    params: dict[str, Any] = {"lim": limit + 1}
-    if exporter is not None:
-        where.append("PROBE_IP = {exporter:String}")
-        params["exporter"] = exporter
-    if begin is not None:
-        where.append("LAST_SEEN >= fromUnixTimestamp64Milli({b:Int64}, 'UTC')")
-        params["b"] = int(begin * 1000)
-    if end is not None:
-        where.append("FIRST_SEEN <= fromUnixTimestamp64Milli({e:Int64}, 'UTC')")
-        params["e"] = int(end * 1000)
-    sql = ("SELECT PROBE_IP AS exporter, if_index, sumIf(TOTAL_BYTES, dir = 0) AS in_bytes, "
-           "sumIf(TOTAL_BYTES, dir = 1) AS out_bytes, sumIf(PACKETS, dir = 0) AS in_packets, "
-           "sumIf(PACKETS, dir = 1) AS out_packets, count() AS flows "
-           "FROM flows ARRAY JOIN [INPUT_SNMP, OUTPUT_SNMP] AS if_index, [0, 1] AS dir "
-           "WHERE " + " AND ".join(where) + " AND if_index != 0 "
-           "GROUP BY exporter, if_index ORDER BY in_bytes + out_bytes DESC, exporter, if_index LIMIT {lim:UInt32}")
-    rows = app.store.query(sql, params).dicts()
-    return rows[:limit], len(rows) > limit
-
-
-async def _interfaces_result(call: ToolContext, exporter: str | None, begin_s: str | None, end_s: str | None,
+async def _interfaces_result(call: ToolContext, exporter: str | None, begin: str | None, end: str | None,
                              limit: int) -> InterfacesResult:
-    try:
-        begin, end = parse_time(begin_s), parse_time(end_s)
-    except (FlowQueryError, ValueError) as exc:
-        raise ToolError(str(exc)) from None
-    rows, more = await asyncio.to_thread(_interfaces, call.app, call.principal, exporter, begin, end, limit)
-    coll = _collector(call)
-    names: dict[str, dict[int, str]] = {}
-    out = []
-    for r in rows:
-        ex = r["exporter"]
-        if ex not in names:
-            names[ex] = coll.interface_names(ex) if coll is not None else {}
-        out.append(Interface(exporter=ex, if_index=int(r["if_index"]), name=names[ex].get(int(r["if_index"]), ""),
-                             in_bytes=int(r["in_bytes"]), out_bytes=int(r["out_bytes"]),
-                             in_packets=int(r["in_packets"]), out_packets=int(r["out_packets"]),
-                             flows=int(r["flows"])))
-    return InterfacesResult(interfaces=out, truncated=more)
+    rows, more = await asyncio.to_thread(svc.interfaces, call.app, call.scope, exporter, begin, end, limit)
+    return InterfacesResult(interfaces=[Interface.model_validate(r) for r in rows], truncated=more)
 
 
-@tool(title="Exporter interfaces", example={"exporter": "192.0.2.1", "begin": "24h"})
+@tool(returns=Returns.SOURCES, title="Exporter interfaces", example={"exporter": "192.0.2.1", "begin": "24h"})
 async def get_exporter_interfaces(call: ToolContext, params: InterfaceParams) -> InterfacesResult:
     """Traffic of one flow exporter per interface (ifIndex): bytes, packets and flows entering
     (INPUT_SNMP) and leaving (OUTPUT_SNMP), busiest first, with interface names when the exporter
@@ -201,7 +124,7 @@ async def get_exporter_interfaces(call: ToolContext, params: InterfaceParams) ->
     return await _interfaces_result(call, params.exporter, params.begin, params.end, params.limit)
 
 
-@tool(title="Top exporter interfaces", example={"begin": "1h", "limit": 10})
+@tool(returns=Returns.SOURCES, title="Top exporter interfaces", example={"begin": "1h", "limit": 10})
 async def get_top_exporter_interfaces(call: ToolContext, params: TopInterfaceParams) -> InterfacesResult:
     """The busiest (exporter, interface) pairs across all flow exporters by bytes in + out."""
     return await _interfaces_result(call, None, params.begin, params.end, params.limit)

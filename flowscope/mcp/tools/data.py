@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
+from flowscope.services.hosts import labels
+from flowscope.services import sources as sources_svc
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
 from flowscope.store.scopes import readable_tables
@@ -25,14 +27,15 @@ class Interface(BaseModel):
     packets: int
     bytes: int
     flows: int
-    drops: int | None = Field(description="Packets the capture dropped; null when not measured (live interfaces)")
+    drops: int | None = Field(description="Packets the capture dropped; null when not measured (live interfaces) "
+                                          "or not shown (users limited to networks)")
     live_flows: int
     error: str | None = None
 
 
 class Interfaces(BaseModel):
     interfaces: list[Interface]
-    flows_stored: int
+    flows_stored: int = Field(description="Flows in the history (users limited to networks: the ones they see)")
 
     def text(self) -> str:
         return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
@@ -40,20 +43,13 @@ class Interfaces(BaseModel):
             or "no sources: start flowscope serve with --pcap FILE or --interface IFACE"
 
 
-@tool(title="Monitored sources", example={})
+@tool(returns=Returns.SOURCES, title="Monitored sources", example={})
 async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     """Sources flowscope meters (capture files, live interfaces, flow collectors) with packet, byte,
-    flow and drop counters and their state."""
-    live_by_iface: dict[int, int] = {}
-    for f in call.app.live.flows():
-        live_by_iface[f.INTERFACE_ID] = live_by_iface.get(f.INTERFACE_ID, 0) + 1
-    items = [Interface(id=s.id, kind=s.kind, name=s.name, state=s.state, packets=s.packets, bytes=s.bytes,
-                       flows=s.flows, drops=s.drops, live_flows=live_by_iface.get(s.id, 0), error=s.error)
-             for s in call.app.sources.items]
-    collector = call.app.components.get("collector")
-    for extra in getattr(collector, "interfaces", lambda: [])():
-        items.append(Interface(live_flows=0, **extra))
-    return Interfaces(interfaces=items, flows_stored=call.app.writer.written)
+    flow and drop counters and their state. Users limited to networks see the sources of their
+    traffic, with the counters of the flows they may see."""
+    items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
+    return Interfaces(interfaces=[Interface.model_validate(s) for s in items], flows_stored=stored)
 
 
 def _catalog():
@@ -86,7 +82,7 @@ class Protos(BaseModel):
         return f"nDPI {self.ndpi_revision}: " + ", ".join(f"{p.id}={p.name}" for p in self.protocols)
 
 
-@tool(title="nDPI protocols", example={"category": "Web"})
+@tool(returns=Returns.CATALOGUE, title="nDPI protocols", example={"category": "Web"})
 async def list_protos(call: ToolContext, params: ListProtosParams) -> Protos:
     """The application protocols the running nDPI recognises, with ids (L7_PROTO) and categories."""
     cat = _catalog()
@@ -120,7 +116,7 @@ class ResolveResult(BaseModel):
                          for r in self.results)
 
 
-@tool(title="Resolve protocols", example={"names": ["DNS", "TLS.Google"], "ids": [7]})
+@tool(returns=Returns.CATALOGUE, title="Resolve protocols", example={"names": ["DNS", "TLS.Google"], "ids": [7]})
 async def resolve_proto(call: ToolContext, params: ResolveParams) -> ResolveResult:
     """Translate nDPI protocol names to ids and ids to names, in batch (up to 200)."""
     if not params.names and not params.ids:
@@ -159,7 +155,7 @@ def _visible(call: ToolContext) -> list[schema.Table]:
     return readable_tables(call.principal)
 
 
-@tool(title="List tables", example={})
+@tool(returns=Returns.CATALOGUE, title="List tables", example={})
 async def list_tables(call: ToolContext, params: NoParams) -> Tables:
     """flowscope's ClickHouse tables you may query, with what each holds."""
     return Tables(tables=[TableInfo(name=t.name, comment=t.comment) for t in _visible(call)])
@@ -186,7 +182,7 @@ class TableDescription(BaseModel):
             f"  {c.name} {c.type}{' ALIAS' if c.alias else ''} -- {c.comment}" for c in self.columns)
 
 
-@tool(title="Describe a table", example={"table": "flows"})
+@tool(returns=Returns.CATALOGUE, title="Describe a table", example={"table": "flows"})
 async def describe_table(call: ToolContext, params: DescribeParams) -> TableDescription:
     """Columns of one table with types and comments. The flows table uses ntopng's column names;
     ALIAS columns such as SRC_IP, DST_IP and L7_PROTO_NAME are friendlier views of them."""
@@ -218,14 +214,12 @@ class QueryResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="SQL query", example={"sql": "SELECT SRC_IP, sum(TOTAL_BYTES) AS bytes FROM flows GROUP BY SRC_IP "
+@tool(returns=Returns.ROWS, title="SQL query", example={"sql": "SELECT SRC_IP, sum(TOTAL_BYTES) AS bytes FROM flows GROUP BY SRC_IP "
                                          "ORDER BY bytes DESC LIMIT 10"})
 async def query(call: ToolContext, params: QueryParams) -> QueryResult:
     """Run read-only ClickHouse SQL over flowscope's tables. Allowed: SELECT, WITH, DESCRIBE,
     SHOW TABLES, EXPLAIN. Not allowed: table functions, other databases, most system tables, several
     statements, SETTINGS. Results are limited in rows and time, and to your allowed networks."""
-    import anyio
-
     try:
         out = await anyio.to_thread.run_sync(
             lambda: run_guarded(call.app, call.principal, params.sql, max_rows=params.limit))
@@ -245,19 +239,10 @@ class LabelResult(BaseModel):
     updated_at: str
 
 
-@tool(write=True, admin=True, title="Set a host label", example={"ip": "192.168.1.10", "label": "NAS"})
+@tool(returns=Returns.HOSTS, write=True, admin=True, title="Set a host label",
+      example={"ip": "192.168.1.10", "label": "NAS"})
 async def set_host_label(call: ToolContext, params: LabelParams) -> LabelResult:
     """Give a host a human label, stored in host_labels and shown by host tools."""
-    import ipaddress
-
-    try:
-        ip = str(ipaddress.ip_address(params.ip))
-    except ValueError:
-        raise ToolError(f"not an IP address: {params.ip!r}") from None
-    call.require_visible(ip)
-    now = time.time()
-    call.app.store.insert_dicts("host_labels", [{"ip": ip, "label": params.label, "set_by": call.principal.name,
-                                                 "updated_at": now}])
-    from flowscope.services.flows import iso
-
-    return LabelResult(ip=ip, label=params.label, updated_at=iso(now))
+    out = await anyio.to_thread.run_sync(labels.set_label, call.app, call.scope, params.ip, params.label,
+                                         call.principal.name)
+    return LabelResult(**out)

@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, tool
 from flowscope.services import flows as svc
-from flowscope.services.flows import FlowFilter, FlowQueryError, L4_BY_NUMBER, iso
+from flowscope.services.flows import FlowFilter, L4_BY_NUMBER, iso
 
 SortKey = Literal["bytes", "packets", "first_seen", "last_seen", "duration", "score"]
 
@@ -92,33 +92,29 @@ class FlowsPage(BaseModel):
         return "\n".join([head] + [f.line() for f in self.flows])
 
 
-def _live_page(call: ToolContext, p: LiveFlowsParams, flt: FlowFilter) -> FlowsPage:
-    try:
-        flows = svc.sort_flows(svc.visible_live(call.app, call.principal, flt), p.sort, p.descending)
-    except FlowQueryError as exc:
-        raise ToolError(str(exc)) from None
+def _live_page(flows: list[Any], p: LiveFlowsParams) -> FlowsPage:
+    flows = svc.sort_flows(flows, p.sort, p.descending)
     page = flows[p.offset:p.offset + p.limit]
     more = len(flows) > p.offset + p.limit
     return FlowsPage(flows=[Flow.of(f.as_row()) for f in page], total=len(flows), truncated=more,
                      next_offset=p.offset + p.limit if more else None)
 
 
-@tool(title="Live flows", example={"application": "DNS", "sort": "bytes", "limit": 10})
+@tool(returns=Returns.FLOWS, title="Live flows", example={"application": "DNS", "sort": "bytes", "limit": 10})
 async def get_live_flows(call: ToolContext, params: LiveFlowsParams) -> FlowsPage:
     """Current flows in memory (live interfaces, plus the flows of capture files being served), with
     their counters. Filter by host, port, L4 protocol, application, VLAN or minimum bytes; sort and page."""
-    return _live_page(call, params, params.flow_filter())
+    return _live_page(svc.visible_live(call.app, call.scope, params.flow_filter()), params)
 
 
 class HostFlowsParams(LiveFlowsParams):
     host: str = Field(description="IP address whose flows to list")
 
 
-@tool(title="Live flows of a host", example={"host": "192.168.1.10", "limit": 20})
+@tool(returns=Returns.FLOWS, title="Live flows of a host", example={"host": "192.168.1.10", "limit": 20})
 async def get_live_flows_for_host(call: ToolContext, params: HostFlowsParams) -> FlowsPage:
     """Current flows where the given IP is client or server."""
-    call.require_visible(params.host)
-    return _live_page(call, params, params.flow_filter())
+    return _live_page(svc.host_live_page(call.app, call.scope, params.flow_filter()), params)
 
 
 class SummaryParams(FlowFilters):
@@ -147,33 +143,14 @@ class Summary(BaseModel):
         return "\n".join(lines) + ("\n(truncated)" if self.truncated else "")
 
 
-_GROUP_KEYS = {
-    "application": lambda f: f.L7_PROTO_NAME or "Unknown",
-    "category": lambda f: f.L7_CATEGORY_NAME or "Unknown",
-    "protocol": lambda f: L4_BY_NUMBER.get(f.PROTOCOL, str(f.PROTOCOL)),
-    "source": lambda f: f.SRC_IP,
-    "destination": lambda f: f.DST_IP,
-    "country": lambda f: f.DST_COUNTRY_CODE or f.SRC_COUNTRY_CODE or "unknown",
-}
-
-
-@tool(title="Live flows summary", example={"group_by": "application", "limit": 10})
+@tool(returns=Returns.FLOWS, title="Live flows summary", example={"group_by": "application", "limit": 10})
 async def get_live_flows_summary(call: ToolContext, params: SummaryParams) -> Summary:
     """Live flows grouped by application, category, L4 protocol, source, destination or country
     (when known), largest first by bytes."""
-    flows = svc.visible_live(call.app, call.principal, params.flow_filter())
-    key = _GROUP_KEYS[params.group_by]
-    groups: dict[str, list[int]] = {}
-    for f in flows:
-        g = groups.setdefault(key(f), [0, 0, 0])
-        g[0] += 1
-        g[1] += f.TOTAL_BYTES
-        g[2] += f.PACKETS
-    ranked = sorted(groups.items(), key=lambda kv: kv[1][1], reverse=True)
+    ranked, flows, total_bytes = svc.live_summary(call.app, call.scope, params.flow_filter(), params.group_by)
     return Summary(group_by=params.group_by,
                    rows=[SummaryRow(key=k, flows=v[0], bytes=v[1], packets=v[2]) for k, v in ranked[:params.limit]],
-                   total_flows=len(flows), total_bytes=sum(f.TOTAL_BYTES for f in flows),
-                   truncated=len(ranked) > params.limit)
+                   total_flows=flows, total_bytes=total_bytes, truncated=len(ranked) > params.limit)
 
 
 class FlowIdParams(BaseModel):
@@ -188,13 +165,11 @@ class OneFlow(BaseModel):
         return self.flow.line() if self.flow else "no such flow (or outside your allowed networks)"
 
 
-@tool(title="One live flow", example={"flow_id": 1234567890})
+@tool(returns=Returns.FLOWS, title="One live flow", example={"flow_id": 1234567890})
 async def get_live_flow(call: ToolContext, params: FlowIdParams) -> OneFlow:
     """One live flow by its id, with all counters."""
-    for f in call.app.live.flows():
-        if f.FLOW_ID == params.flow_id and call.principal.can_see_flow(f.SRC_IP, f.DST_IP):
-            return OneFlow(flow=Flow.of(f.as_row()), found=True)
-    return OneFlow(flow=None, found=False)
+    f = svc.live_flow(call.app, call.scope, params.flow_id)
+    return OneFlow(flow=Flow.of(f.as_row()) if f else None, found=f is not None)
 
 
 class HistoryParams(LiveFlowsParams):
@@ -204,18 +179,15 @@ class HistoryParams(LiveFlowsParams):
     end: str | None = Field(None, description="End: ISO time or epoch seconds; default now")
 
 
-@tool(title="Historical flows", example={"begin": "1h", "host": "10.0.0.5", "l4_proto": "tcp", "limit": 20})
+@tool(returns=Returns.FLOWS, title="Historical flows", example={"begin": "1h", "host": "10.0.0.5", "l4_proto": "tcp", "limit": 20})
 async def get_historical_flow(call: ToolContext, params: HistoryParams) -> FlowsPage:
     """Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
     by flow_id. Without begin/end all stored history is searched (capture files keep their own times)."""
     if params.flow_id is not None:
-        row = svc.history_flow(call.app, call.principal, params.flow_id)
+        row = svc.history_flow(call.app, call.scope, params.flow_id)
         return FlowsPage(flows=[Flow.of(row)] if row else [], truncated=False)
-    try:
-        begin, end = svc.parse_time(params.begin), svc.parse_time(params.end)
-        rows, more = svc.search_history(call.app, call.principal, params.flow_filter(), begin, end,
-                                        params.sort, params.descending, params.limit, params.offset)
-    except FlowQueryError as exc:
-        raise ToolError(str(exc)) from None
+    begin, end = svc.parse_time(params.begin), svc.parse_time(params.end)
+    rows, more = svc.search_history(call.app, call.scope, params.flow_filter(), begin, end,
+                                    params.sort, params.descending, params.limit, params.offset)
     return FlowsPage(flows=[Flow.of(r) for r in rows], truncated=more,
                      next_offset=params.offset + params.limit if more else None)

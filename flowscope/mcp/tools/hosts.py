@@ -2,47 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services.flows import FlowQueryError, iso, parse_time, time_where
-from flowscope.services.hosts import geo as geo_mod
-from flowscope.services.hosts import queries as q
-from flowscope.services.hosts import service
-from flowscope.services.hosts.model import Identity, canonical_ip
-from flowscope.services.hosts.netinfo import is_locally_administered, mac_text, manufacturer
+from flowscope.mcp.toolkit import Returns, ToolContext, tool
+from flowscope.services import sources
+from flowscope.services.hosts import details, inventory, rankings
 
 TIME_HELP = "ISO time, epoch seconds, or a span back from now such as 15m, 24h, 7d"
 
 
-def _svc(call: ToolContext):
-    return service(call.app)
-
-
-def _ip(text: str) -> str:
-    ip = canonical_ip((text or "").strip().split("%")[0])
-    if not ip:
-        raise ToolError(f"not an IP address: {text!r} (give an IPv4 or IPv6 address, e.g. 192.168.1.10)")
-    return ip
-
-
-def _times(begin: str | None, end: str | None) -> tuple[float | None, float | None]:
-    try:
-        return parse_time(begin), parse_time(end)
-    except FlowQueryError as exc:
-        raise ToolError(str(exc)) from None
-
-
-def _t(ts: Any) -> str | None:
-    return iso(ts) if ts else None
-
-
 async def _run(fn, *args, **kw):
-    return await asyncio.to_thread(fn, *args, **kw)
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kw))
 
 
 # ---- shared models ----------------------------------------------------------------------------
@@ -60,11 +33,6 @@ class Totals(BaseModel):
     score: int = Field(0, description="Sum of the flows' scores")
     active_flows: int | None = Field(None, description="Live only: flows still active")
 
-    @classmethod
-    def of(cls, d: dict[str, Any]) -> "Totals":
-        return cls(**{k: (int(v) if isinstance(v, (int, float)) and k not in ("first_seen", "last_seen") else v)
-                      for k, v in d.items() if k in cls.model_fields and k not in ("first_seen", "last_seen")},
-                   first_seen=_t(d.get("first_seen")), last_seen=_t(d.get("last_seen")))
 
 
 class NameInfo(BaseModel):
@@ -104,19 +72,6 @@ class Identification(BaseModel):
     mdns_services: list[str] = []
     dhcp: dict[str, str] = {}
     user_agents: list[str] = []
-
-
-def _identification(idents: list[Identity], label: str = "") -> Identification:
-    if not idents:
-        return Identification(label=label)
-    d = max(idents, key=lambda i: i.last_seen).as_dict()
-    return Identification(
-        name=d["name"], name_source=d["name_source"], names=[NameInfo(**n) for n in d["names"]], label=label,
-        mac=d["mac"], manufacturer=d["manufacturer"], gateway_mac=d["gateway_mac"],
-        gateway_manufacturer=manufacturer(d["gateway_mac"]) if d["gateway_mac"] else "",
-        device_type=d["device_type"], os=d["os"],
-        os_evidence=[OsEvidence(os=e["os"], source=e["source"], detail=e["detail"]) for e in d["os_evidence"]],
-        mdns_services=d["mdns_services"], dhcp=d["dhcp"], user_agents=d["user_agents"])
 
 
 class AppBytes(BaseModel):
@@ -225,66 +180,7 @@ class HostInfo(BaseModel):
         return "\n".join(lines)
 
 
-def _label(app, ip: str) -> str:
-    try:
-        return app.store.query("SELECT argMax(label, updated_at) FROM host_labels WHERE ip = {ip:String}",
-                               {"ip": ip}).scalar() or ""
-    except Exception:
-        return ""
-
-
-def _name_of(svc, ip: str) -> str:
-    idents = svc.model.get_host(ip)
-    for i in idents:
-        if i.name:
-            return i.name
-    return ""
-
-
-def host_info(app, principal, p: HostInfoParams) -> HostInfo:
-    ip = _ip(p.ip)
-    if not principal.can_see(ip):
-        raise ToolError(f"{ip} is outside your allowed networks")
-    begin, end = _times(p.begin, p.end)
-    svc = service(app)
-    hist = q.host_history(app.store, ip, p.vlan, begin, end, p.top)
-    live = q.live_host(q.live_rows(app), ip, p.vlan, p.top)
-    idents = svc.model.get_host(ip, p.vlan)
-    ident = _identification(idents, _label(app, ip))
-    loc = geo_mod.lookup(ip).as_dict()
-    peers = [Peer(name=_name_of(svc, r["ip"]), country_code=geo_mod.lookup(r["ip"]).country_code, **r)
-             for r in hist["peers"]]
-    svcs = [Service(**r) for r in hist["services"]]
-    known = {(s.proto, s.port) for s in svcs}
-    for i in idents:  # services learned from packets (e.g. DHCP server) or flows not in the range
-        for key, app_name in i.services.items():
-            proto, _, port = key.partition("/")
-            if (proto, int(port)) not in known and len(svcs) < p.top:
-                svcs.append(Service(proto=proto, port=int(port), application=app_name))
-                known.add((proto, int(port)))
-    ht, lt = hist["totals"], live["totals"]
-    firsts = [x for x in (ht.get("first_seen"), lt.get("first_seen")) + tuple(i.first_seen for i in idents) if x]
-    lasts = [x for x in (ht.get("last_seen"), lt.get("last_seen")) + tuple(i.last_seen for i in idents) if x]
-    if not ht["flows"] and not lt["flows"] and not idents:
-        raise ToolError(f"{ip} has not been seen{' on vlan ' + str(p.vlan) if p.vlan is not None else ''}"
-                        f"{' in that time range' if begin or end else ''}: check the address, or list hosts "
-                        "with get_top_talkers")
-    is_local = svc.local.is_local(ip)
-    vlans = sorted(set(hist["vlans"]) | {i.vlan for i in idents})
-    return HostInfo(
-        ip=ip, vlan=p.vlan, vlans=vlans, is_local=is_local, local_network=svc.local.network_of(ip),
-        identity=ident, location=Location(**loc),
-        live=LiveView(totals=Totals.of(lt), applications=[AppBytes(**a) for a in live["applications"]],
-                      peers=[Peer(name=_name_of(svc, r["ip"]), **r) for r in live["peers"]]),
-        historical=Totals.of(ht), applications=[AppBytes(**a) for a in hist["applications"]],
-        l4_protocols=[L4Bytes(**r) for r in hist["l4_protocols"]], peers=peers,
-        peers_total=int(hist.get("peers_total", 0)), services=svcs,
-        first_seen=_t(min(firsts)) if firsts else None, last_seen=_t(max(lasts)) if lasts else None,
-        score=max((i.score for i in idents), default=0), alerts=max((i.alerts for i in idents), default=0),
-        truncated=int(hist.get("peers_total", 0)) > len(peers))
-
-
-@tool(title="Host information", example={"ip": "192.168.1.10", "top": 10})
+@tool(returns=Returns.HOSTS, title="Host information", example={"ip": "192.168.1.10", "top": 10})
 async def get_host_info(call: ToolContext, params: HostInfoParams) -> HostInfo:
     """Everything known about one host (IP, optionally VLAN), as ntopng's host details: live totals
     (current flows) and historical totals (stored flows; time range with begin/end) of bytes/packets
@@ -292,7 +188,8 @@ async def get_host_info(call: ToolContext, params: HostInfoParams) -> HostInfo:
     listening services; identity learned passively (names from DHCP/mDNS/NetBIOS/DNS/TLS SNI/HTTP Host
     with their source, MAC and manufacturer, gateway MAC for remote hosts, OS guess with evidence,
     device type); country/ASN; local or remote; score and alert count."""
-    return await _run(host_info, call.app, call.principal, params)
+    p = params
+    return HostInfo.model_validate(await _run(details.host_info, call.app, call.scope, p.ip, p.vlan, p.top, p.begin, p.end))
 
 
 # ---- get_mac_info ---------------------------------------------------------------------------------
@@ -335,58 +232,13 @@ class MacInfo(BaseModel):
                 f"{self.first_seen} .. {self.last_seen}")
 
 
-def mac_info(app, principal, p: MacInfoParams) -> MacInfo:
-    mac = mac_text(p.mac)
-    if not mac:
-        raise ToolError(f"not a MAC address: {p.mac!r} (e.g. 00:11:22:33:44:55)")
-    svc = service(app)
-    m = svc.model.get_mac(mac)
-    begin, end = _times(p.begin, p.end)
-    params: dict[str, Any] = {"mac": int(mac.replace(":", ""), 16)}
-    tw = time_where(begin, end, params)
-    vis = principal.sql_filter(["ip"])
-    sides = ("(SELECT SRC_IP AS ip, SRC2DST_BYTES AS s_bytes, DST2SRC_BYTES AS r_bytes, SRC2DST_PACKETS AS "
-             "s_pkts, DST2SRC_PACKETS AS r_pkts, 1 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-             f"WHERE SRC_MAC = {{mac:UInt64}} AND {tw} UNION ALL SELECT DST_IP AS ip, DST2SRC_BYTES, SRC2DST_BYTES, "
-             "DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-             f"WHERE DST_MAC = {{mac:UInt64}} AND {tw})")
-    tot = app.store.query(f"SELECT {q._TOTALS} FROM {sides} WHERE {vis}", params).dicts()[0]
-    ip_rows = app.store.query(
-        f"SELECT ip, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last FROM {sides} WHERE {vis} "
-        "GROUP BY ip ORDER BY last DESC LIMIT 5000", params).rows
-    ips: dict[str, float] = {}
-    for ip, last in ip_rows:
-        if svc.local.is_local(ip) or m is not None and m.type == "network_device":
-            ips[ip] = float(last or 0)
-    if m is not None:
-        for ip, last in m.ips.items():
-            if principal.can_see(ip):
-                ips[ip] = max(ips.get(ip, 0), last)
-    if m is None and not tot["flows"]:
-        raise ToolError(f"MAC {mac} has not been seen (manufacturer: {manufacturer(mac) or 'unknown'}); "
-                        "list devices with discover_lan")
-    if principal.allowed_networks and not ips:
-        raise ToolError(f"no address behind {mac} is inside your allowed networks")
-    local_behind = sorted(ips.items(), key=lambda kv: -kv[1])
-    d = m.as_dict() if m is not None else {}
-    first = [x for x in (tot.get("first_seen"), m.first_seen if m else None) if x]
-    last = [x for x in (tot.get("last_seen"), m.last_seen if m else None) if x]
-    return MacInfo(
-        mac=mac, manufacturer=manufacturer(mac), locally_administered=is_locally_administered(mac),
-        type=d.get("type", "mac"), device_type=d.get("device_type", ""), os=d.get("os", ""), name=d.get("name", ""),
-        names=[NameInfo(**n) for n in d.get("names", [])],
-        ips=[MacIp(ip=ip, last_seen=_t(ts), name=_name_of(svc, ip)) for ip, ts in local_behind[:p.limit]],
-        remote_ips=m.remote_ips if m else 0, traffic=Totals.of(tot),
-        first_seen=_t(min(first)) if first else None, last_seen=_t(max(last)) if last else None,
-        dhcp=d.get("dhcp", {}), truncated=len(local_behind) > p.limit)
-
-
-@tool(title="MAC information", example={"mac": "00:11:22:33:44:55"})
+@tool(returns=Returns.HOSTS, title="MAC information", example={"mac": "00:11:22:33:44:55"})
 async def get_mac_info(call: ToolContext, params: MacInfoParams) -> MacInfo:
     """One MAC address: manufacturer (IEEE OUI registry), device type, OS guess, names, the IPs seen
     behind it (a router's MAC shows as type network_device), its traffic from the flows history, and
     first/last seen."""
-    return await _run(mac_info, call.app, call.principal, params)
+    p = params
+    return MacInfo.model_validate(await _run(details.mac_info, call.app, call.scope, p.mac, p.begin, p.end, p.limit))
 
 
 # ---- get_asset_info ---------------------------------------------------------------------------------
@@ -452,80 +304,14 @@ class Assets(BaseModel):
         return "\n".join(lines)
 
 
-def asset_info(app, principal, p: AssetParams) -> Assets:
-    import json
-
-    svc = service(app)
-    svc.flush()
-    params: dict[str, Any] = {"lim": p.limit + 1, "off": p.offset}
-    where = [principal.sql_filter(["ip"])]
-    if p.key:
-        params["key"] = p.key.strip()
-        where.append("key = {key:String}")
-    if p.ip:
-        params["ip"] = _ip(p.ip)
-        where.append("ip = {ip:String}")
-    if p.mac:
-        m = mac_text(p.mac)
-        if not m:
-            raise ToolError(f"not a MAC address: {p.mac!r}")
-        params["mac"] = m
-        where.append("(mac = {mac:String} OR gateway_mac = {mac:String})")
-    if p.name:
-        params["name"] = p.name
-        where.append("(positionCaseInsensitive(name, {name:String}) > 0 OR "
-                     "positionCaseInsensitive(JSONExtractRaw(info, 'names'), {name:String}) > 0)")
-    if p.manufacturer:
-        params["manuf"] = p.manufacturer
-        where.append("positionCaseInsensitive(manufacturer, {manuf:String}) > 0")
-    if p.type:
-        params["type"] = p.type
-        where.append("type = {type:String}")
-    if p.device_type:
-        params["dtype"] = p.device_type.lower()
-        where.append("device_type = {dtype:String}")
-    if p.os:
-        params["os"] = p.os
-        where.append("positionCaseInsensitive(os, {os:String}) > 0")
-    if p.local_only:
-        where.append("(is_local = 1 OR type != 'host')")
-    if p.active_within:
-        since, _ = _times(p.active_within, None)
-        params["since"] = since
-        where.append("last_seen >= toDateTime64({since:Float64}, 3, 'UTC')")
-    rows = app.store.query(
-        "SELECT type, key, ip, mac, vlan, name, device_type, manufacturer, os, gateway_mac, services, is_local, "
-        "toUnixTimestamp64Milli(first_seen) / 1000 AS first_seen, toUnixTimestamp64Milli(last_seen) / 1000 AS "
-        "last_seen, score, alerts, info FROM assets FINAL WHERE " + " AND ".join(where) +
-        " ORDER BY last_seen DESC, key LIMIT {lim:UInt32} OFFSET {off:UInt32}", params).dicts()
-    more = len(rows) > p.limit
-    assets = []
-    for r in rows[:p.limit]:
-        try:
-            info = json.loads(r["info"] or "{}")
-        except ValueError:
-            info = {}
-        r.update(info=info, is_local=bool(r["is_local"]), first_seen=_t(r["first_seen"]) or "",
-                 last_seen=_t(r["last_seen"]) or "")
-        assets.append(Asset(**r))
-    history = None
-    if p.key:
-        hp = {"key": p.key.strip()}
-        history = [AssetChange(**{**h, "seen_at": _t(h["seen_at"]) or "", "changed_at": _t(h["changed_at"]) or ""})
-                   for h in app.store.query(
-                       "SELECT field, old_value, new_value, toUnixTimestamp64Milli(seen_at) / 1000 AS seen_at, "
-                       "toUnixTimestamp64Milli(changed_at) / 1000 AS changed_at FROM asset_history "
-                       "WHERE key = {key:String} AND " + principal.sql_filter(["ip"]) +
-                       " ORDER BY changed_at DESC, field LIMIT 200", hp).dicts()]
-    return Assets(assets=assets, history=history, truncated=more, next_offset=p.offset + p.limit if more else None)
-
-
-@tool(title="Asset inventory", example={"manufacturer": "Apple", "limit": 20})
+@tool(returns=Returns.HOSTS, title="Asset inventory", example={"manufacturer": "Apple", "limit": 20})
 async def get_asset_info(call: ToolContext, params: AssetParams) -> Assets:
     """Search the asset inventory (hosts, MACs and network devices learned passively, including inactive
     ones and across restarts) by IP, MAC, name, manufacturer, type, device type or OS; or fetch one asset
     by key with the history of its identity changes."""
-    return await _run(asset_info, call.app, call.principal, params)
+    filters = params.model_dump(exclude={"limit", "offset"})
+    return Assets.model_validate(await _run(inventory.assets, call.app, call.scope, filters, params.limit,
+                                            params.offset))
 
 
 # ---- discover_lan ----------------------------------------------------------------------------------
@@ -564,51 +350,14 @@ class LanDevices(BaseModel):
         return "\n".join(lines)
 
 
-def discover(app, principal, p: DiscoverParams) -> LanDevices:
-    svc = service(app)
-    since = None if p.include_inactive else _times(p.active_within, None)[0]
-    with svc.model._lock:
-        hosts = [h for h in svc.model.hosts.values() if h.is_local]
-        macs = list(svc.model.macs.values())
-    out = []
-    for h in hosts:
-        if not principal.can_see(h.ip) or (since and h.last_seen < since):
-            continue
-        if not (h.mac or h.names or h.os_evidence):
-            continue
-        d = h.as_dict()
-        m = svc.model.get_mac(h.mac) if h.mac else None
-        sources = {n["source"] for n in d["names"]} | {e["source"] for e in d["os_evidence"]}
-        if h.mac:
-            sources.add("mac")
-        if m is not None and m.dhcp:
-            sources.add("dhcp")
-        os_ev = d["os_evidence"][0]["source"] if d["os_evidence"] else ""
-        name, nsrc = d["name"], d["name_source"]
-        if not name and m is not None and m.name:
-            name, nsrc = m.name, m.best_name()[1]
-        out.append(LanDevice(ip=h.ip, vlan=h.vlan, mac=h.mac, hostname=name, name_source=nsrc,
-                             manufacturer=d["manufacturer"], device_type=d["device_type"] or
-                             (m.device_type if m is not None else ""), os=d["os"] or (m.os if m else ""),
-                             os_source=os_ev, learned_from=sorted(sources), first_seen=_t(h.first_seen),
-                             last_seen=_t(h.last_seen)))
-    out.sort(key=lambda d: (ipaddress.ip_address(d.ip).version, ipaddress.ip_address(d.ip)))
-    with_ip = {d.mac for d in out if d.mac}
-    orphans = []
-    if not principal.allowed_networks:
-        for m in macs:
-            if m.mac not in with_ip and not m.ips and (m.names or m.dhcp):
-                orphans.append({"mac": m.mac, "name": m.name, "manufacturer": m.manufacturer,
-                                "device_type": m.device_type, "os": m.os})
-    return LanDevices(devices=out[:p.limit], macs_without_ip=orphans[:p.limit], truncated=len(out) > p.limit)
-
-
-@tool(title="Discover LAN devices", example={"limit": 100})
+@tool(returns=Returns.HOSTS, title="Discover LAN devices", example={"limit": 100})
 async def discover_lan(call: ToolContext, params: DiscoverParams) -> LanDevices:
     """Devices in the local networks, learned passively only (no scanning, nothing is sent): IP, MAC,
     host name and how it was learned (DHCP, mDNS, NetBIOS, DNS, ...), manufacturer, device type and OS
     guess with its strongest evidence."""
-    return await _run(discover, call.app, call.principal, params)
+    p = params
+    return LanDevices.model_validate(await _run(inventory.lan_devices, call.app, call.scope, p.limit,
+                                                p.include_inactive, p.active_within))
 
 
 # ---- get_country_stats ----------------------------------------------------------------------------
@@ -642,42 +391,13 @@ class CountryStats(BaseModel):
                          f"(top: {', '.join(c.top_hosts)})" for c in self.countries) or "no remote hosts"
 
 
-def country_stats(app, principal, p: CountryParams) -> CountryStats:
-    begin, end = _times(p.begin, p.end)
-    hosts = q.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), "bytes", 200_000)
-    agg: dict[str, dict[str, Any]] = {}
-    unknown = 0
-    g = geo_mod.geo()
-    for h in hosts:
-        info = g.lookup(h["ip"])
-        if not info.country_code:
-            try:
-                if ipaddress.ip_address(h["ip"]).is_global:
-                    unknown += 1
-            except ValueError:
-                pass
-            continue
-        a = agg.setdefault(info.country_code, {"country_code": info.country_code, "country_name": info.country_name,
-                                               "hosts": 0, "bytes": 0, "bytes_sent": 0, "bytes_rcvd": 0,
-                                               "flows": 0, "score": 0, "top_hosts": []})
-        a["hosts"] += 1
-        a["bytes"] += h["bytes"]
-        a["bytes_sent"] += h["bytes_sent"]
-        a["bytes_rcvd"] += h["bytes_rcvd"]
-        a["flows"] += h["flows"]
-        a["score"] += h["score"]
-        if len(a["top_hosts"]) < 5:
-            a["top_hosts"].append(h["ip"])
-    ranked = sorted(agg.values(), key=lambda a: (-a[p.by], a["country_code"]))
-    return CountryStats(countries=[CountryStat(**a) for a in ranked[:p.limit]], unknown_hosts=unknown,
-                        truncated=len(ranked) > p.limit)
-
-
-@tool(title="Traffic by country", example={"by": "bytes", "limit": 10})
+@tool(returns=Returns.HOSTS, title="Traffic by country", example={"by": "bytes", "limit": 10})
 async def get_country_stats(call: ToolContext, params: CountryParams) -> CountryStats:
     """Top countries of the hosts seen in the flows history (offline geolocation), ranked by bytes,
     number of hosts or score, with each country's top hosts. Private addresses have no country."""
-    return await _run(country_stats, call.app, call.principal, params)
+    p = params
+    return CountryStats.model_validate(await _run(rankings.countries, call.app, call.scope, p.by, p.begin, p.end,
+                                                  p.limit))
 
 
 # ---- get_top_talkers --------------------------------------------------------------------------------
@@ -717,47 +437,11 @@ class Talkers(BaseModel):
                          for t in self.talkers) or "no hosts"
 
 
-def top_talkers(app, principal, p: TalkersParams) -> Talkers:
-    svc = service(app)
-    nets = svc.local.networks
-    rows: list[dict[str, Any]]
-    if p.source == "live":
-        rows = []
-        for (ip, vlan), t in q.live_hosts(q.live_rows(app)).items():
-            if not principal.can_see(ip):
-                continue
-            loc = svc.local.is_local(ip)
-            if (p.where == "local" and not loc) or (p.where == "remote" and loc):
-                continue
-            rows.append(dict(t, ip=ip, vlan=vlan))
-        rows.sort(key=lambda r: (-r[p.by], r["ip"]))
-        more = len(rows) > p.limit
-        rows = rows[:p.limit]
-    else:
-        begin, end = _times(p.begin, p.end)
-        local_sql = None
-        if p.where == "local":
-            local_sql = q.cidr_sql("ip", nets)
-        elif p.where == "remote":
-            local_sql = "NOT " + q.cidr_sql("ip", nets)
-        rows = q.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), p.by, p.limit + 1, local_sql)
-        more = len(rows) > p.limit
-        rows = rows[:p.limit]
-    out = []
-    for r in rows:
-        loc = svc.local.is_local(r["ip"])
-        out.append(Talker(ip=r["ip"], vlan=int(r["vlan"]), name=_name_of(svc, r["ip"]), is_local=loc,
-                          bytes=r["bytes"], bytes_sent=r["bytes_sent"], bytes_rcvd=r["bytes_rcvd"],
-                          packets=r["packets"], flows=r["flows"], score=r["score"],
-                          country_code="" if loc else geo_mod.lookup(r["ip"]).country_code))
-    return Talkers(talkers=out, source=p.source, truncated=more)
-
-
-@tool(title="Top talkers", example={"by": "bytes", "where": "local", "limit": 10})
+@tool(returns=Returns.HOSTS, title="Top talkers", example={"by": "bytes", "where": "local", "limit": 10})
 async def get_top_talkers(call: ToolContext, params: TalkersParams) -> Talkers:
     """Hosts that talk the most, local and/or remote, by bytes, packets, flows or score, over the live
     flow table or the flows history in a time range; with names learned passively and countries."""
-    return await _run(top_talkers, call.app, call.principal, params)
+    return Talkers.model_validate(await _run(rankings.talkers, call.app, call.scope, **params.model_dump()))
 
 
 # ---- list_networks ------------------------------------------------------------------------------------
@@ -782,31 +466,11 @@ class Networks(BaseModel):
                                            if n.hosts is not None else "") for n in self.networks)
 
 
-def networks(app, principal, p: NetworksParams) -> Networks:
-    svc = service(app)
-    nets = svc.local.networks
-    allowed = principal.allowed_networks
-    visible = [n for n in nets if not allowed or any(n.version == a.version and n.overlaps(a) for a in allowed)]
-    out = []
-    for n in visible:
-        info = NetworkInfo(network=str(n))
-        if p.with_traffic:
-            vis = principal.sql_filter(["ip"])
-            r = app.store.query(
-                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {q.host_sides()} "
-                f"WHERE {q.cidr_sql('ip', [n])} AND {vis}").dicts()[0]
-            info.hosts, info.bytes_sent, info.bytes_rcvd = int(r["hosts"]), int(r["s"]), int(r["r"])
-        out.append(info)
-    cfg = getattr(app, "config", None)
-    src = "configuration (--local-networks or [flowscope] local_networks)" if cfg is not None else "default"
-    return Networks(networks=out, source=src)
-
-
-@tool(title="Local networks", example={})
+@tool(returns=Returns.HOSTS, title="Local networks", example={})
 async def list_networks(call: ToolContext, params: NetworksParams) -> Networks:
     """The configured local networks (CLI --local-networks or the config file; private ranges by default)
     that decide local vs remote hosts, with hosts and bytes seen in each."""
-    return await _run(networks, call.app, call.principal, params)
+    return Networks.model_validate(await _run(rankings.local_networks, call.app, call.scope, params.with_traffic))
 
 
 # ---- get_interface_addresses ---------------------------------------------------------------------------
@@ -842,46 +506,12 @@ class IfAddresses(BaseModel):
         return "\n".join(lines + ([self.note] if self.note else [])) or self.note
 
 
-def interface_addresses(app, principal, p: IfAddrParams) -> IfAddresses:
-    import socket
-
-    import psutil
-
-    sources = [s for s in getattr(getattr(app, "sources", None), "items", []) if getattr(s, "kind", "") == "interface"]
-    by_name = {s.name: s.id for s in sources}
-    addrs = psutil.net_if_addrs()
-    stats = psutil.net_if_stats()
-    names = sorted(addrs) if p.all_interfaces else [n for n in by_name]
-    out = []
-    for name in names:
-        items, mac = [], ""
-        for a in addrs.get(name, []):
-            if a.family == psutil.AF_LINK:
-                mac = mac_text(a.address)
-                continue
-            fam = "ipv4" if a.family == socket.AF_INET else "ipv6" if a.family == socket.AF_INET6 else ""
-            if not fam:
-                continue
-            ip = a.address.split("%")[0]
-            if not principal.can_see(ip):
-                continue
-            prefix = None
-            if a.netmask:
-                try:
-                    prefix = ipaddress.ip_network(f"{ip}/{a.netmask}", strict=False).prefixlen
-                except ValueError:
-                    prefix = None
-            items.append(IfAddress(family=fam, address=ip, netmask=a.netmask or "", prefix=prefix))
-        st = stats.get(name)
-        out.append(IfInfo(name=name, monitored=name in by_name, source_id=by_name.get(name), mac=mac, addresses=items,
-                          up=st.isup if st else None))
-    note = "" if sources or p.all_interfaces else \
-        "no live interface is monitored (capture files only); use all_interfaces=true to list this machine's"
-    return IfAddresses(interfaces=out, note=note)
-
-
-@tool(title="Interface addresses", example={})
+@tool(returns=Returns.SOURCES, title="Interface addresses", example={})
 async def get_interface_addresses(call: ToolContext, params: IfAddrParams) -> IfAddresses:
     """IPv4/IPv6 addresses (with prefix) and MAC of the monitored live interfaces, or of every interface
-    of this machine with all_interfaces=true."""
-    return await _run(interface_addresses, call.app, call.principal, params)
+    of this machine with all_interfaces=true. Users limited to networks see only the interfaces with an
+    address inside them, and only those addresses."""
+    items, monitored = await _run(sources.interface_addresses, call.app, call.scope, params.all_interfaces)
+    note = "" if monitored or params.all_interfaces else \
+        "no live interface is monitored (capture files only); use all_interfaces=true to list this machine's"
+    return IfAddresses(interfaces=[IfInfo.model_validate(i) for i in items], note=note)

@@ -7,8 +7,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services.timeseries import catalogue as cat
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 from flowscope.services.timeseries import query as q
 from flowscope.services.timeseries.charting import CHART_TYPES, SQL_UNITS, build_chart
 
@@ -74,7 +73,7 @@ class ListTimeseriesResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="List timeseries", example={"entity": "host", "limit": 10})
+@tool(returns=Returns.SERIES, title="List timeseries", example={"entity": "host", "limit": 10})
 async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> ListTimeseriesResult:
     """Which timeseries exist: interface totals, per host, per application and category, per country
     and ASN, SNMP interface rates and active-monitoring probes — with their metrics, units, filters
@@ -84,29 +83,9 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
     def work() -> ListTimeseriesResult:
         from flowscope.services.timeseries import retention_days
 
-        out = []
-        for kind in cat.CATALOGUE.values():
-            if params.entity and kind.entity != params.entity:
-                continue
-            metrics = q.available_metrics(call.app, kind)
-            info = SeriesInfo(
-                entity=kind.entity, description=kind.description, available=bool(metrics),
-                resolutions=kind.resolutions,
-                metrics=[MetricInfo(name=m.name, unit=m.unit, kind=m.kind, description=m.description)
-                         for m in (metrics or kind.metrics)],
-                dimensions={d.name: d.description for d in kind.dimensions}, key=kind.key,
-                storage=list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
-            )
-            if kind.scope == "flows":
-                info.restricted_note = ("for users limited to networks, computed from flows inside them"
-                                        + ("; drops not available" if kind.entity == "interface" else ""))
-            if params.entity and kind.key and metrics:
-                counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
-                r = q.rank(call.app, call.principal, kind.entity, kind.key, counter.name, params.start, params.end,
-                           limit=params.limit)
-                info.members = [lab for lab, _ in r.items if lab != "other"]
-            out.append(info)
-        return ListTimeseriesResult(series=out, retention_days=retention_days(call.app),
+        series = q.listing(call.app, call.scope, params.entity, params.start, params.end, params.limit)
+        return ListTimeseriesResult(series=[SeriesInfo.model_validate(x) for x in series],
+                                    retention_days=retention_days(call.app),
                                     time_rule="A flow counts in the bucket of its LAST_SEEN (UTC buckets).")
 
     return await _run(work)
@@ -177,7 +156,7 @@ class GetTimeseriesResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="Get timeseries", example={"series": [{"entity": "host", "metrics": ["bytes_sent", "bytes_rcvd"],
+@tool(returns=Returns.SERIES, title="Get timeseries", example={"series": [{"entity": "host", "metrics": ["bytes_sent", "bytes_rcvd"],
                                                      "filters": {"host": "192.168.1.10"}}], "start": "-6h"})
 async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetTimeseriesResult:
     """Read one or more timeseries over a time range. The bucket size is chosen from the range
@@ -188,7 +167,7 @@ async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetT
 
     def work() -> GetTimeseriesResult:
         specs = [s.model_dump() for s in params.series]
-        ss = q.fetch(call.app, call.principal, specs, params.start, params.end, params.resolution,
+        ss = q.fetch(call.app, call.scope, specs, params.start, params.end, params.resolution,
                      params.max_points)
         out = [SeriesOut(entity=s.entity, metric=s.metric, label=s.label, filters=s.filters, unit=s.unit,
                          kind=s.kind, summary=q.summarize(s, ss.times, ss.step),
@@ -242,7 +221,7 @@ class ChartResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="Chart", example={"type": "area", "entity": "application", "metric": "bytes", "start": "-24h"})
+@tool(returns=Returns.SERIES, title="Chart", example={"type": "area", "entity": "application", "metric": "bytes", "start": "-24h"})
 async def chart(call: ToolContext, params: ChartParams) -> ChartResult:
     """Draw a chart as a PNG image, with the exact numbers behind it as a data table. Input: a named
     series (entity, metric, filters, split_by — as in get_timeseries) or read-only SQL guarded like
@@ -253,7 +232,7 @@ async def chart(call: ToolContext, params: ChartParams) -> ChartResult:
         raise ToolError(f"type must be one of {', '.join(CHART_TYPES)}")
 
     def work():
-        return build_chart(call.app, call.principal, params.type, sql=params.sql, entity=params.entity,
+        return build_chart(call.app, call.scope, params.type, sql=params.sql, entity=params.entity,
                            metric=params.metric, filters=params.filters, split_by=params.split_by,
                            dimension=params.dimension, top_n=params.top_n, start=params.start, end=params.end,
                            resolution=params.resolution, title=params.title, unit=params.unit)
@@ -305,7 +284,7 @@ async def _top(call: ToolContext, p: TopParams, dimension: str) -> TopResult:
     def work() -> TopResult:
         filters = {"interface_id": str(p.interface_id)} if p.interface_id is not None else None
         others = [m for m in ("bytes", "packets", "flows") if m != p.metric]
-        r = q.rank(call.app, call.principal, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
+        r = q.rank(call.app, call.scope, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
                    also=others)
         rows = []
         for i, (name, v) in enumerate(r.items):
@@ -318,7 +297,7 @@ async def _top(call: ToolContext, p: TopParams, dimension: str) -> TopResult:
     return await _run(work)
 
 
-@tool(title="Top applications", example={"start": "-24h", "metric": "bytes", "limit": 10})
+@tool(returns=Returns.SERIES, title="Top applications", example={"start": "-24h", "metric": "bytes", "limit": 10})
 async def get_top_applications(call: ToolContext, params: TopParams) -> TopResult:
     """The nDPI applications (e.g. TLS.YouTube, DNS, QUIC.Google) with the most traffic over a time
     range, with bytes, packets, flows and share; the rest is added up as 'other'. Read from the
@@ -326,7 +305,7 @@ async def get_top_applications(call: ToolContext, params: TopParams) -> TopResul
     return await _top(call, params, "application")
 
 
-@tool(title="Top protocols", example={"start": "-24h", "level": "l7", "limit": 10})
+@tool(returns=Returns.SERIES, title="Top protocols", example={"start": "-24h", "level": "l7", "limit": 10})
 async def get_top_protocols(call: ToolContext, params: TopProtocolsParams) -> TopResult:
     """The protocols with the most traffic over a time range: nDPI master protocols (TLS, QUIC, DNS,
     HTTP...) with level=l7, or transport protocols (TCP, UDP, ICMP) with level=l4; with bytes,

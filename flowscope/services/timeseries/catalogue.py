@@ -14,7 +14,7 @@ is simply reported as unavailable, and metrics whose columns are missing are hid
 
 Restricted users (with allowed networks):
   * scope="columns": the storage rows hold an IP (e.g. `host`), filtered with
-    `principal.sql_filter(scope_columns)`.
+    `scope.sql(scope_columns)`.
   * scope="flows": the rollup aggregates across hosts and cannot be filtered, so for restricted
     users the same numbers are computed from `flows` (same LAST_SEEN rule) limited to flows with
     an end inside their networks. Metrics that do not come from flows (interface drops) are

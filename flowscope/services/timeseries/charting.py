@@ -54,7 +54,7 @@ def _range_text(t0: datetime, t1: datetime) -> str:
     return f"{q.fmt_time(t0)} → {q.fmt_time(t1)} UTC"
 
 
-def build_chart(app, principal, chart_type: str, *, sql: str | None = None, entity: str | None = None,
+def build_chart(app, scope, chart_type: str, *, sql: str | None = None, entity: str | None = None,
                 metric: str | None = None, filters: dict | None = None, split_by: str | None = None,
                 dimension: str | None = None, top_n: int = 8, start=None, end=None,
                 resolution: str | None = None, title: str | None = None, unit: str = "") -> ChartOutput:
@@ -62,26 +62,26 @@ def build_chart(app, principal, chart_type: str, *, sql: str | None = None, enti
         raise q.TimeseriesError(f"unknown chart type {chart_type!r}; use one of {', '.join(CHART_TYPES)}")
     top_n = max(1, min(int(top_n), 25))
     if sql:
-        return _sql_chart(app, principal, chart_type, sql, title, unit, top_n)
+        return _sql_chart(app, scope, chart_type, sql, title, unit, top_n)
     entity = entity or ("application" if chart_type in ("bar", "pie", "sankey") else "interface")
     if chart_type in ("line", "area"):
-        return _series_chart(app, principal, chart_type, entity, metric, filters, split_by, top_n, start, end,
+        return _series_chart(app, scope, chart_type, entity, metric, filters, split_by, top_n, start, end,
                              resolution, title)
     if chart_type in ("bar", "pie"):
-        return _ranking_chart(app, principal, chart_type, entity, metric, filters, dimension, top_n, start, end,
+        return _ranking_chart(app, scope, chart_type, entity, metric, filters, dimension, top_n, start, end,
                               title)
     if chart_type == "heatmap":
-        return _heatmap_chart(app, principal, entity, metric, filters, start, end, title)
-    return _sankey_chart(app, principal, metric, filters, top_n, start, end, title)
+        return _heatmap_chart(app, scope, entity, metric, filters, start, end, title)
+    return _sankey_chart(app, scope, metric, filters, top_n, start, end, title)
 
 
 # --- named series ----------------------------------------------------------------------------------
-def _series_chart(app, principal, chart_type, entity, metric, filters, split_by, top_n, start, end, resolution,
+def _series_chart(app, scope, chart_type, entity, metric, filters, split_by, top_n, start, end, resolution,
                   title) -> ChartOutput:
     kind = q.get_kind(entity)
     if chart_type == "area" and not split_by and kind.key and not (filters or {}).get(kind.key):
         split_by = kind.key if entity != "interface" else None
-    ss = q.fetch(app, principal, [{"entity": entity, "metrics": [metric] if metric else None,
+    ss = q.fetch(app, scope, [{"entity": entity, "metrics": [metric] if metric else None,
                                    "filters": filters or {}, "split_by": split_by, "top_n": top_n}],
                  start=start, end=end, resolution=resolution, max_points=400, top_n=top_n)
     first = ss.series[0]
@@ -109,13 +109,13 @@ def _series_chart(app, principal, chart_type, entity, metric, filters, split_by,
                         "time_rule": "a flow counts in the bucket of its LAST_SEEN"})
 
 
-def _ranking_chart(app, principal, chart_type, entity, metric, filters, dimension, top_n, start, end,
+def _ranking_chart(app, scope, chart_type, entity, metric, filters, dimension, top_n, start, end,
                    title) -> ChartOutput:
     kind = q.get_kind(entity)
     dimension = dimension or kind.key
     if not dimension:
         raise q.TimeseriesError(f"give a dimension to rank {entity} by: {', '.join(d.name for d in kind.dimensions)}")
-    r = q.rank(app, principal, entity, dimension, metric or kind.metrics[0].name, start, end, filters, top_n)
+    r = q.rank(app, scope, entity, dimension, metric or kind.metrics[0].name, start, end, filters, top_n)
     unit = {"bytes": "B"}.get(r.metric.unit, r.metric.unit)
     default_title = f"Top {plural(dimension)} by {metric_title(r.metric.name).lower()}"
     sub = f"{_range_text(r.start, r.end)} · total {charts.format_value(r.total, unit)} · source {r.table}"
@@ -130,8 +130,8 @@ def _ranking_chart(app, principal, chart_type, entity, metric, filters, dimensio
                         "source": r.source, "table": r.table})
 
 
-def _heatmap_chart(app, principal, entity, metric, filters, start, end, title) -> ChartOutput:
-    ss, s, ys, cells = q.heatmap(app, principal, entity, metric or q.get_kind(entity).metrics[0].name, filters,
+def _heatmap_chart(app, scope, entity, metric, filters, start, end, title) -> ChartOutput:
+    ss, s, ys, cells = q.heatmap(app, scope, entity, metric or q.get_kind(entity).metrics[0].name, filters,
                                  start, end)
     hours = list(range(24))
     matrix = [[cells.get((y, h)) for h in hours] for y in ys]
@@ -145,9 +145,9 @@ def _heatmap_chart(app, principal, entity, metric, filters, start, end, title) -
                        {"start": q.fmt_time(ss.start), "end": q.fmt_time(ss.end), "source": ss.source})
 
 
-def _sankey_chart(app, principal, metric, filters, top_n, start, end, title) -> ChartOutput:
+def _sankey_chart(app, scope, metric, filters, top_n, start, end, title) -> ChartOutput:
     metric = metric or "bytes"
-    t0, t1, links = q.sankey_links(app, principal, start, end, filters, top_n, metric)
+    t0, t1, links = q.sankey_links(app, scope, start, end, filters, top_n, metric)
     unit = {"bytes": "B"}.get(metric, metric)
     default_title = f"Who talks to whom: client → application → server ({metric})"
     sub = f"{_range_text(t0, t1)} · top {top_n} per column, the rest as 'other' · from flows"
@@ -191,12 +191,12 @@ def _f(v) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _sql_chart(app, principal, chart_type, sql, title, unit, top_n) -> ChartOutput:
+def _sql_chart(app, scope, chart_type, sql, title, unit, top_n) -> ChartOutput:
     from flowscope.store.guard import run_guarded  # GuardError propagates unchanged to the caller
 
     if unit not in SQL_UNITS:
         raise q.TimeseriesError(f"unit must be one of {', '.join(repr(u) for u in SQL_UNITS)}")
-    out = run_guarded(app, principal, sql, max_rows=MAX_TABLE_ROWS)
+    out = run_guarded(app, scope.principal, sql, max_rows=MAX_TABLE_ROWS)
     cols, rows = out.columns, out.rows
     title = title or "Query result"
     sub = f"{len(rows)} rows from SQL" + (" (truncated)" if out.truncated else "")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowscope.auth import Scope
 from flowscope.services import flows
 from flowscope.services.timeseries.catalogue import (
     APP_LABEL,
@@ -153,7 +154,7 @@ def get_kind(entity: str) -> SeriesKind:
     return kind
 
 
-def _metrics(app, kind: SeriesKind, names: list[str] | None, principal) -> list[Metric]:
+def _metrics(app, kind: SeriesKind, names: list[str] | None, scope) -> list[Metric]:
     avail = available_metrics(app, kind)
     if not avail:
         raise TimeseriesError(f"no {kind.entity} series stored yet (table {kind.raw_table} missing or empty schema)")
@@ -164,7 +165,7 @@ def _metrics(app, kind: SeriesKind, names: list[str] | None, principal) -> list[
         m = next((x for x in avail if x.name == n), None)
         if m is None:
             raise TimeseriesError(f"{kind.entity} has no metric {n!r}; available: {', '.join(x.name for x in avail)}")
-        if principal.restricted and kind.scope == "flows" and not m.from_flows:
+        if scope.restricted and kind.scope == "flows" and not m.from_flows:
             raise TimeseriesError(f"{kind.entity} metric {n!r} is an interface-wide counter that cannot be limited "
                                   f"to your allowed networks; use bytes, packets or flows")
         out.append(m)
@@ -181,28 +182,28 @@ class Source:
     scope: str = "1"
 
 
-def source_for(kind: SeriesKind, table: str | None, principal) -> Source:
+def source_for(kind: SeriesKind, table: str | None, scope: Scope) -> Source:
     if kind.tables:
         assert table is not None
-        if principal.restricted and kind.scope == "flows":
+        if scope.restricted and kind.scope == "flows":
             rollup = schema.TS_ROLLUPS[kind.rollup]
-            sub = rollup.rows_sql(principal.flows_filter())
+            sub = rollup.rows_sql(scope.flows_sql())
             return Source(f"({sub}) AS src", "time", "flows", "flows")
-        scope = principal.sql_filter(list(kind.scope_columns)) if kind.scope == "columns" else "1"
-        return Source(f"`{table}`", "time", "rollup", table, scope)
-    scope = "1"
-    if principal.restricted:
-        scope = " AND ".join(
-            f"if(isIPv4String(toString({c})) OR isIPv6String(toString({c})), {principal.sql_filter([c])}, 0)"
+        rows = scope.sql(list(kind.scope_columns)) if kind.scope == "columns" else "1"
+        return Source(f"`{table}`", "time", "rollup", table, rows)
+    rows = "1"
+    if scope.restricted:
+        rows = " AND ".join(
+            f"if(isIPv4String(toString({c})) OR isIPv6String(toString({c})), {scope.sql([c])}, 0)"
             for c in kind.scope_columns) or "0"
-    return Source(f"`{kind.raw_table}`", kind.time_column, "raw", kind.raw_table, scope)
+    return Source(f"`{kind.raw_table}`", kind.time_column, "raw", kind.raw_table, rows)
 
 
-def check_visible(principal, name: str, values: list) -> None:
-    if not principal.restricted or name not in IP_DIMENSIONS:
+def check_visible(scope, name: str, values: list) -> None:
+    if not scope.restricted or name not in IP_DIMENSIONS:
         return
     for v in values:
-        if not principal.can_see(str(v)):
+        if not scope.visible(str(v)):
             raise TimeseriesError(f"{name} {v} is outside your allowed networks")
 
 
@@ -216,7 +217,7 @@ def _in_params(params: dict, prefix: str, values: list) -> str:
     return ", ".join(names)
 
 
-def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, principal) -> str:
+def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, scope) -> str:
     terms = [f"`{src.time}` >= {{t_start:DateTime64(3, 'UTC')}}", f"`{src.time}` < {{t_end:DateTime64(3, 'UTC')}}",
              src.scope]
     for i, (name, value) in enumerate((filters or {}).items()):
@@ -225,7 +226,7 @@ def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params
             raise TimeseriesError(f"{kind.entity} cannot be filtered by {name!r}; filters: "
                                   f"{', '.join(d.name for d in kind.dimensions)}")
         values = value if isinstance(value, list) else [value]
-        check_visible(principal, name, values)
+        check_visible(scope, name, values)
         terms.append(f"toString({dim.expr}) IN ({_in_params(params, f'f{i}', values)})")
     return " AND ".join(f"({t})" for t in terms)
 
@@ -278,7 +279,7 @@ class SeriesSet:
     notes: list[str] = field(default_factory=list)
 
 
-def fetch(app, principal, specs: list[dict], start=None, end=None, resolution: str | None = None,
+def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str | None = None,
           max_points: int = 300, top_n: int = 8) -> SeriesSet:
     """specs: [{entity, metrics: [..], filters: {dim: value}, split_by: dim|None, top_n}]"""
     if not specs:
@@ -299,15 +300,15 @@ def fetch(app, principal, specs: list[dict], start=None, end=None, resolution: s
         if kind.tables:  # the step is common to all specs: read the coarsest rollup dividing it
             table = kind.tables[max((r for r in kind.tables if step % RESOLUTIONS[r] == 0),
                                     key=lambda r: RESOLUTIONS[r])]
-        src = source_for(kind, table, principal)
+        src = source_for(kind, table, scope)
         metrics = _metrics(app, kind, spec.get("metrics") or ([spec["metric"]] if spec.get("metric") else None),
-                           principal)
+                           scope)
         split = spec.get("split_by")
         if split and kind.dimension(split) is None:
             raise TimeseriesError(f"{kind.entity} cannot be split by {split!r}; use one of "
                                   f"{', '.join(d.name for d in kind.dimensions)}")
         params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1), "step": step}
-        where = _where(kind, src, spec.get("filters"), params, principal)
+        where = _where(kind, src, spec.get("filters"), params, scope)
         group = f"toString({kind.dimension(split).expr})" if split else "''"
         unit_col = unit_column(kind)
         aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
@@ -318,7 +319,7 @@ def fetch(app, principal, specs: list[dict], start=None, end=None, resolution: s
         out.source = src.kind if not out.source or out.source == src.kind else "mixed"
         if src.table not in out.tables:
             out.tables.append(src.table)
-        if principal.restricted and src.kind == "flows":
+        if scope.restricted and src.kind == "flows":
             out.notes.append(f"{kind.entity} totals computed from flows limited to your allowed networks")
         index = {int(t.timestamp()): i for i, t in enumerate(times)}
         spec_top = int(spec.get("top_n") or top_n)
@@ -417,7 +418,7 @@ class Ranking:
     extra: dict[str, list] = field(default_factory=dict)  # other metrics per item, same order
 
 
-def rank(app, principal, entity: str, dimension: str, metric: str, start=None, end=None,
+def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=None,
          filters: dict | None = None, limit: int = 10, also: list[str] | None = None) -> Ranking:
     """Top `limit` values of `dimension` by `metric` over [start, end) (minute-aligned), plus 'other'."""
     kind = get_kind(entity)
@@ -425,7 +426,7 @@ def rank(app, principal, entity: str, dimension: str, metric: str, start=None, e
     if dim is None:
         raise TimeseriesError(f"{entity} cannot be ranked by {dimension!r}; use one of "
                               f"{', '.join(d.name for d in kind.dimensions)}")
-    metrics = _metrics(app, kind, [metric] + [a for a in (also or []) if a != metric], principal)
+    metrics = _metrics(app, kind, [metric] + [a for a in (also or []) if a != metric], scope)
     t0, t1 = resolve_range(app, kind, start, end)
     t0, t1 = align(t0, t1, 60)
     table = None
@@ -433,9 +434,9 @@ def rank(app, principal, entity: str, dimension: str, metric: str, start=None, e
         res = max((r for r in kind.tables if t0.timestamp() % RESOLUTIONS[r] == 0
                    and t1.timestamp() % RESOLUTIONS[r] == 0), key=lambda r: RESOLUTIONS[r])
         table = kind.tables[res]
-    src = source_for(kind, table, principal)
+    src = source_for(kind, table, scope)
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
-    where = _where(kind, src, filters, params, principal)
+    where = _where(kind, src, filters, params, scope)
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
     sql = (f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g "
            f"ORDER BY m0 DESC, g LIMIT 100000")
@@ -456,12 +457,12 @@ def rank(app, principal, entity: str, dimension: str, metric: str, start=None, e
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def heatmap(app, principal, entity: str, metric: str, filters: dict | None = None, start=None, end=None):
+def heatmap(app, scope, entity: str, metric: str, filters: dict | None = None, start=None, end=None):
     """Hour of day (x) × day (y) of a metric; days become weekdays (summed) beyond 62 days."""
     kind = get_kind(entity)
     span_default = 7 * 86400
     t0, t1 = resolve_range(app, kind, start, end, default_span_s=span_default)
-    ss = fetch(app, principal, [{"entity": entity, "metrics": [metric], "filters": filters or {}}],
+    ss = fetch(app, scope, [{"entity": entity, "metrics": [metric], "filters": filters or {}}],
                start=t0, end=t1, resolution="1h", max_points=MAX_POINTS)
     s = ss.series[0]
     by_day = (ss.end - ss.start).days <= 62
@@ -475,7 +476,7 @@ def heatmap(app, principal, entity: str, metric: str, filters: dict | None = Non
     return ss, s, ys, cells
 
 
-def sankey_links(app, principal, start=None, end=None, filters: dict | None = None, top_n: int = 8,
+def sankey_links(app, scope, start=None, end=None, filters: dict | None = None, top_n: int = 8,
                  metric: str = "bytes"):
     """Client → application → server links from `flows` (LAST_SEEN in range), top N per column."""
     kind = get_kind("application")
@@ -486,14 +487,14 @@ def sankey_links(app, principal, start=None, end=None, filters: dict | None = No
         raise TimeseriesError("sankey metric must be bytes, packets or flows")
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
     terms = ["LAST_SEEN >= {t_start:DateTime64(3, 'UTC')}", "LAST_SEEN < {t_end:DateTime64(3, 'UTC')}",
-             principal.flows_filter()]
+             scope.flows_sql()]
     allowed = {"application": APP_LABEL, "client": "SRC_IP", "server": "DST_IP",
                "interface_id": "INTERFACE_ID", "l4_proto": "L4_PROTO_NAME"}
     for i, (name, val) in enumerate((filters or {}).items()):
         if name not in allowed:
             raise TimeseriesError(f"sankey filters: {', '.join(allowed)}")
         vals = val if isinstance(val, list) else [val]
-        check_visible(principal, name, vals)
+        check_visible(scope, name, vals)
         terms.append(f"toString({allowed[name]}) IN ({_in_params(params, f'f{i}', vals)})")
     sql = (f"SELECT SRC_IP, {APP_LABEL} AS app, DST_IP, {value} AS v FROM flows WHERE "
            + " AND ".join(f"({t})" for t in terms) + " GROUP BY SRC_IP, app, DST_IP ORDER BY v DESC LIMIT 200000")
@@ -512,3 +513,30 @@ def sankey_links(app, principal, start=None, end=None, filters: dict | None = No
         links[key] = links.get(key, 0) + r[3]
     ordered = sorted(links.items(), key=lambda kv: -kv[1])
     return t0, t1, [(a, b, c, v) for (a, b, c), v in ordered]
+
+
+def listing(app, scope: Scope, entity: str | None = None, start=None, end=None, limit: int = 20) -> list[dict]:
+    """The catalogue as the caller may read it: each kind's metrics (those with data first),
+    dimensions and storage; with `entity`, its busiest members in the range."""
+    out = []
+    for kind in CATALOGUE.values():
+        if entity and kind.entity != entity:
+            continue
+        metrics = available_metrics(app, kind)
+        info: dict[str, Any] = {
+            "entity": kind.entity, "description": kind.description, "available": bool(metrics),
+            "resolutions": kind.resolutions, "key": kind.key,
+            "metrics": [{"name": m.name, "unit": m.unit, "kind": m.kind, "description": m.description}
+                        for m in (metrics or kind.metrics)],
+            "dimensions": {d.name: d.description for d in kind.dimensions},
+            "storage": list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
+        }
+        if kind.scope == "flows":
+            info["restricted_note"] = ("for users limited to networks, computed from flows inside them"
+                                       + ("; drops not available" if kind.entity == "interface" else ""))
+        if entity and kind.key and metrics:
+            counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
+            r = rank(app, scope, kind.entity, kind.key, counter.name, start, end, limit=limit)
+            info["members"] = [lab for lab, _ in r.items if lab != "other"]
+        out.append(info)
+    return out
