@@ -64,23 +64,6 @@ class Returns(str, Enum):
         return self in (Returns.FLOWS, Returns.SERIES, Returns.ROWS)
 
 
-#: TEMPORARY: declarations for the tools of alerts.py, monitoring.py, snmp.py and policies.py,
-#: which are being rewritten in a parallel branch. When that branch adds `returns=` to their
-#: `@tool(...)`, delete the entry (the merge removes this mapping altogether).
-PENDING_RETURNS: dict[str, Returns] = {
-    **dict.fromkeys(("get_alerts", "get_alert_stats", "acknowledge_alerts", "list_expected_servers"),
-                    Returns.ALERTS),
-    **dict.fromkeys(("add_host_alert_exclusion", "add_domain_alert_exclusion", "add_certificate_alert_exclusion",
-                     "list_alert_exclusions", "remove_alert_exclusion", "list_enabled_active_monitoring_scripts",
-                     "add_active_monitoring_script", "remove_active_monitoring_script", "list_snmp_devices",
-                     "get_snmp_device_info", "get_snmp_interface_details", "get_snmp_device_config",
-                     "add_snmp_device", "remove_snmp_device", "create_ai_policy", "list_ai_policies",
-                     "update_ai_policy", "pause_ai_policy", "resume_ai_policy", "delete_ai_policy",
-                     "run_ai_policy"), Returns.OWNED),
-    "list_available_active_monitoring_scripts": Returns.CATALOGUE,
-}
-
-
 @dataclass
 class ToolContext:
     app: Any
@@ -95,11 +78,6 @@ class ToolContext:
 
     def add_image(self, png: bytes) -> None:
         self.images.append(png)
-
-    def require_visible(self, ip: str) -> None:
-        """Deprecated (kept for the tools still using it): services call `scope.require`."""
-        if not self.scope.visible(ip):
-            raise ToolError(f"{ip} is outside your allowed networks")
 
 
 @dataclass
@@ -119,10 +97,9 @@ class ToolSpec:
 
 
 REGISTRY: dict[str, ToolSpec] = {}
-_UNDECLARED: Any = object()
 
 
-def tool(*, returns: Returns | str = _UNDECLARED, write: bool = False, admin: bool = False,
+def tool(*, returns: Returns | str, write: bool = False, admin: bool = False,
          title: str | None = None, example: dict[str, Any] | None = None, name: str | None = None,
          destructive: bool | None = None):
     """Declare a tool. `returns` (required) says what it answers with (a `Returns`)."""
@@ -132,9 +109,7 @@ def tool(*, returns: Returns | str = _UNDECLARED, write: bool = False, admin: bo
         if len(params) != 2:
             raise TypeError(f"{fn.__name__}: a tool takes (call, params)")
         tool_name = name or fn.__name__
-        declared = PENDING_RETURNS.get(tool_name, _UNDECLARED) if returns is _UNDECLARED else returns
-        if declared is _UNDECLARED:
-            raise TypeError(f"{tool_name}: declare what the tool returns, e.g. @tool(returns=Returns.FLOWS, ...)")
+        declared = returns
         spec = ToolSpec(
             fn=fn,
             name=tool_name,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flowscope.addresses import AddressError, parse_ip
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 
 Severity = Literal["info", "notice", "warning", "error", "critical", "emergency"]
 EntityType = Literal["host", "flow", "domain", "am_host", "snmp_device", "snmp_interface", "policy", "system"]
@@ -67,7 +67,7 @@ class AlertFilters(BaseModel):
                 host = str(parse_ip(self.host))
             except AddressError as exc:
                 raise ToolError(f"host: {exc}") from None
-            call.require_visible(host)
+            call.scope.require(host)
         return {"entity_type": self.entity_type, "entity_value": self.entity_value, "alert_type": self.alert_type,
                 "severity": self.severity, "min_severity": self.min_severity, "source": self.source,
                 "status": self.status, "acknowledged": self.acknowledged, "ip": host,
@@ -126,7 +126,7 @@ class AlertsPage(BaseModel):
         return "\n".join([head] + [a.line() for a in self.alerts])
 
 
-@tool(title="Get alerts", example={"min_severity": "warning", "begin": "24h", "limit": 20})
+@tool(returns=Returns.ALERTS, title="Get alerts", example={"min_severity": "warning", "begin": "24h", "limit": 20})
 async def get_alerts(call: ToolContext, params: GetAlertsParams) -> AlertsPage:
     """Alerts from every source (nDPI flow risks, host scans/floods/score/unexpected servers, active
     monitoring, SNMP, AI policies), newest first. Filter by entity, type, severity, source, status,
@@ -182,7 +182,7 @@ class AlertStats(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="Alert statistics", example={"begin": "7d"})
+@tool(returns=Returns.ALERTS, title="Alert statistics", example={"begin": "7d"})
 async def get_alert_stats(call: ToolContext, params: StatsParams) -> AlertStats:
     """Alert counts by type, severity, entity type and source, plus the entities with the most alert
     score, over the same filters as get_alerts."""
@@ -211,7 +211,7 @@ class AckResult(BaseModel):
         return f"{self.changed} alert(s) {'acknowledged' if self.acknowledged else 'unacknowledged'}"
 
 
-@tool(write=True, destructive=False, title="Acknowledge alerts",
+@tool(returns=Returns.ALERTS, write=True, destructive=False, title="Acknowledge alerts",
       example={"alert_ids": [123456789], "comment": "known backup job"})
 async def acknowledge_alerts(call: ToolContext, params: AckParams) -> AckResult:
     """Mark alerts as acknowledged (seen and handled), by id or by filters with all_matching=true
@@ -291,7 +291,7 @@ def _add_exclusion(call: ToolContext, kind: str, value: str, reason: str, types:
                                    "longer raised (existing alerts stay)")
 
 
-@tool(write=True, title="Add host alert exclusion",
+@tool(returns=Returns.OWNED, write=True, title="Add host alert exclusion",
       example={"host": "192.168.1.20", "reason": "vulnerability scanner", "alert_types": ["port_scan"]})
 async def add_host_alert_exclusion(call: ToolContext, params: HostExclusionParams) -> ExclusionResult:
     """Stop raising alerts for a host or network (either end of a flow, or the host of a host alert),
@@ -299,7 +299,7 @@ async def add_host_alert_exclusion(call: ToolContext, params: HostExclusionParam
     return _add_exclusion(call, "host", params.host, params.reason, params.alert_types)
 
 
-@tool(write=True, title="Add domain alert exclusion",
+@tool(returns=Returns.OWNED, write=True, title="Add domain alert exclusion",
       example={"domain": "updates.example.com", "reason": "internal update server"})
 async def add_domain_alert_exclusion(call: ToolContext, params: DomainExclusionParams) -> ExclusionResult:
     """Stop raising alerts whose flow or evidence names this domain or a subdomain of it (TLS SNI,
@@ -307,7 +307,7 @@ async def add_domain_alert_exclusion(call: ToolContext, params: DomainExclusionP
     return _add_exclusion(call, "domain", params.domain, params.reason, params.alert_types)
 
 
-@tool(write=True, title="Add certificate alert exclusion",
+@tool(returns=Returns.OWNED, write=True, title="Add certificate alert exclusion",
       example={"certificate": "intranet.example.lan", "reason": "internal CA, self-signed on purpose"})
 async def add_certificate_alert_exclusion(call: ToolContext, params: CertificateExclusionParams) -> ExclusionResult:
     """Accept a TLS certificate: certificate alerts (self-signed, expired, mismatch...) about this server
@@ -328,7 +328,7 @@ class ExclusionList(BaseModel):
         return "\n".join([f"{len(self.exclusions)} exclusion(s)"] + [e.line() for e in self.exclusions])
 
 
-@tool(title="List alert exclusions", example={"kind": "host"})
+@tool(returns=Returns.OWNED, title="List alert exclusions", example={"kind": "host"})
 async def list_alert_exclusions(call: ToolContext, params: ListExclusionsParams) -> ExclusionList:
     """Host, domain and certificate alert exclusions, with who added them and why: yours, and those
     about what you may see (users limited to some networks: host exclusions inside them)."""
@@ -349,7 +349,7 @@ class Removed(BaseModel):
         return f"exclusion #{self.id} ({self.kind} {self.value}) removed: matching alerts are raised again"
 
 
-@tool(write=True, title="Remove alert exclusion", example={"id": 3})
+@tool(returns=Returns.OWNED, write=True, title="Remove alert exclusion", example={"id": 3})
 async def remove_alert_exclusion(call: ToolContext, params: RemoveExclusionParams) -> Removed:
     """Remove an alert exclusion you added (admins: any): matching alerts are raised again from now on."""
     from flowscope.services.alerts.exclusions import ExclusionError
@@ -389,7 +389,7 @@ class ExpectedServers(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="List expected servers", example={})
+@tool(returns=Returns.ALERTS, title="List expected servers", example={})
 async def list_expected_servers(call: ToolContext, params: ExpectedParams) -> ExpectedServers:
     """The configured expected DNS, DHCP, NTP, SMTP servers and gateways, and the servers actually seen in
     stored flows for each, flagged when unexpected. A server not in a configured list raises an

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 
 ProbeKind = Literal["icmp", "cicmp", "http", "throughput", "tcp", "dns"]
 
@@ -46,7 +46,7 @@ class NoParams(BaseModel):
     pass
 
 
-@tool(title="Available active monitoring scripts", example={})
+@tool(returns=Returns.CATALOGUE, title="Available active monitoring scripts", example={})
 async def list_available_active_monitoring_scripts(call: ToolContext, params: NoParams) -> Catalogue:
     """The kinds of active measurement flowscope can run (icmp, cicmp, http, throughput, tcp, dns), with
     unit, alert operator, default and allowed threshold range, granularities and target format."""
@@ -130,7 +130,7 @@ def _probe(svc: Any, p: dict, hours: int) -> Probe:
                            if alerts is not None and alerts.is_engaged(("am", p["id"], k))])
 
 
-@tool(title="Enabled active monitoring scripts", example={"history_hours": 24})
+@tool(returns=Returns.OWNED, title="Enabled active monitoring scripts", example={"history_hours": 24})
 async def list_enabled_active_monitoring_scripts(call: ToolContext, params: EnabledParams) -> ProbeList:
     """The active-monitoring probes configured, with their last measurement, availability over the last
     hour, optional hourly history, and whether a threshold or unreachability alert is engaged. Users
@@ -164,7 +164,7 @@ class AddResult(BaseModel):
         return self.message + "\n" + self.probe.line()
 
 
-@tool(write=True, destructive=False, title="Add active monitoring script",
+@tool(returns=Returns.OWNED, write=True, destructive=False, title="Add active monitoring script",
       example={"type": "icmp", "target": "192.168.1.1", "threshold": 50, "granularity": "min"})
 async def add_active_monitoring_script(call: ToolContext, params: AddParams) -> AddResult:
     """Start measuring a target on a schedule: validates the host/URL and threshold, refuses duplicates,
@@ -206,7 +206,7 @@ class RemoveResult(BaseModel):
         return f"probe {self.id} removed (its measurements stay in am_measurements)"
 
 
-@tool(write=True, title="Remove active monitoring script", example={"id": "icmp:192.168.1.1"})
+@tool(returns=Returns.OWNED, write=True, title="Remove active monitoring script", example={"id": "icmp:192.168.1.1"})
 async def remove_active_monitoring_script(call: ToolContext, params: RemoveParams) -> RemoveResult:
     """Stop a probe you added (admins: any); its engaged alerts are released and its past
     measurements kept."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 
 Periodicity = Literal["min", "5min", "hourly", "daily"]
 
@@ -98,7 +98,7 @@ class CreateParams(BaseModel):
     alert_message: str | None = Field(None, max_length=500, description="Text of the alert raised per violation")
 
 
-@tool(write=True, destructive=False, title="Create AI policy",
+@tool(returns=Returns.OWNED, write=True, destructive=False, title="Create AI policy",
       example={"description": "No SSH or RDP from the internet", "periodicity": "5min"})
 async def create_ai_policy(call: ToolContext, params: CreateParams) -> PolicyResult:
     """Turn a plain-language requirement into a scheduled ClickHouse query; every row it returns is a
@@ -127,7 +127,7 @@ class PolicyList(BaseModel):
                          + [p.line() for p in self.policies])
 
 
-@tool(title="List AI policies", example={})
+@tool(returns=Returns.OWNED, title="List AI policies", example={})
 async def list_ai_policies(call: ToolContext, params: ListParams) -> PolicyList:
     """Policies with their SQL, schedule, state and last run (your own, or all for admins). A policy
     runs with its owner's current rights; it is paused, with the reason, when its owner is removed
@@ -154,7 +154,7 @@ def _ref(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-@tool(write=True, title="Update AI policy", example={"policy": "no-rdp-from-internet", "periodicity": "hourly"})
+@tool(returns=Returns.OWNED, write=True, title="Update AI policy", example={"policy": "no-rdp-from-internet", "periodicity": "hourly"})
 async def update_ai_policy(call: ToolContext, params: UpdateParams) -> PolicyResult:
     """Change a policy's description (recompiled), SQL, name, schedule, score or alert message. A new
     query is dry-run and returned; violations already alerted are forgotten when the query changes."""
@@ -174,14 +174,14 @@ class PolicyOnly(BaseModel):
         return self.message + "\n" + self.policy.line()
 
 
-@tool(write=True, title="Pause AI policy", example={"policy": "no-rdp-from-internet"})
+@tool(returns=Returns.OWNED, write=True, title="Pause AI policy", example={"policy": "no-rdp-from-internet"})
 async def pause_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
     """Stop running a policy on its schedule (kept, resumable)."""
     p = await _do(_svc(call).set_paused, call.principal, _ref(params.policy), True)
     return PolicyOnly(policy=Policy.of(p), message=f"policy {p['name']} paused")
 
 
-@tool(write=True, destructive=False, title="Resume AI policy", example={"policy": "no-rdp-from-internet"})
+@tool(returns=Returns.OWNED, write=True, destructive=False, title="Resume AI policy", example={"policy": "no-rdp-from-internet"})
 async def resume_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
     """Run a paused policy on its schedule again, with its owner's current rights (its SQL must pass
     the guard with them)."""
@@ -189,7 +189,7 @@ async def resume_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
     return PolicyOnly(policy=Policy.of(p), message=f"policy {p['name']} resumed")
 
 
-@tool(write=True, title="Delete AI policy", example={"policy": "no-rdp-from-internet"})
+@tool(returns=Returns.OWNED, write=True, title="Delete AI policy", example={"policy": "no-rdp-from-internet"})
 async def delete_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
     """Delete a policy (its past alerts stay)."""
     p = await _do(_svc(call).delete, call.principal, _ref(params.policy))
@@ -212,7 +212,7 @@ class RunResult(BaseModel):
                 f"{self.alerts} alert(s) raised")
 
 
-@tool(write=True, destructive=False, title="Run AI policy now", example={"policy": "no-rdp-from-internet"})
+@tool(returns=Returns.OWNED, write=True, destructive=False, title="Run AI policy now", example={"policy": "no-rdp-from-internet"})
 async def run_ai_policy(call: ToolContext, params: Ref) -> RunResult:
     """Run a policy now instead of waiting for its schedule; new violations raise alerts."""
     return RunResult(**await _do(_svc(call).run_for, call.principal, _ref(params.policy)))

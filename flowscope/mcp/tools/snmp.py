@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 
 DEVICE_DESC = "Device name as registered (see list_snmp_devices)"
 
@@ -89,7 +89,7 @@ class ListSnmpDevicesResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="List SNMP devices", example={"limit": 20})
+@tool(returns=Returns.OWNED, title="List SNMP devices", example={"limit": 20})
 async def list_snmp_devices(call: ToolContext, params: ListSnmpDevicesParams) -> ListSnmpDevicesResult:
     """List the SNMP devices being polled, each with reachability (outcome of its last poll), the
     time of its last poll and last success, its interface count and, when unreachable, why. Use
@@ -159,7 +159,7 @@ class SnmpDeviceInfoResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="SNMP device info", example={"device": "core-sw1", "interface_limit": 20})
+@tool(returns=Returns.OWNED, title="SNMP device info", example={"device": "core-sw1", "interface_limit": 20})
 async def get_snmp_device_info(call: ToolContext, params: GetSnmpDeviceInfoParams) -> SnmpDeviceInfoResult:
     """Full snapshot of one SNMP device from its last successful poll: system group (sysDescr,
     sysName, location, contact, uptime), its IP addresses, interfaces (name, alias, speed,
@@ -209,7 +209,7 @@ class SnmpInterfaceDetailsResult(BaseModel):
         return "\n".join(lines)
 
 
-@tool(title="SNMP interface details", example={"device": "core-sw1", "if_name": "Gi1/0/1"})
+@tool(returns=Returns.OWNED, title="SNMP interface details", example={"device": "core-sw1", "if_name": "Gi1/0/1"})
 async def get_snmp_interface_details(call: ToolContext, params: GetSnmpInterfaceDetailsParams
                                      ) -> SnmpInterfaceDetailsResult:
     """One interface of an SNMP device: its latest raw counters and status, the current rates
@@ -236,7 +236,7 @@ class SnmpDeviceConfigResult(BaseModel):
         return "\n".join(f"{k}: {v}" for k, v in self.config.items())
 
 
-@tool(title="SNMP device config", example={"device": "core-sw1"})
+@tool(returns=Returns.OWNED, title="SNMP device config", example={"device": "core-sw1"})
 async def get_snmp_device_config(call: ToolContext, params: GetSnmpDeviceConfigParams) -> SnmpDeviceConfigResult:
     """How one SNMP device is polled: address, port, SNMP version, v3 user, security level and
     protocols, interval, timeout, retries and poll budget. Community strings and passphrases are
@@ -291,7 +291,7 @@ class AddSnmpDeviceResult(BaseModel):
         return f"{verdict}: {p.get('error')}"
 
 
-@tool(write=True, title="Add SNMP device",
+@tool(returns=Returns.OWNED, write=True, title="Add SNMP device",
       example={"host": "192.0.2.10", "version": "v2c", "community": "public"})
 async def add_snmp_device(call: ToolContext, params: AddSnmpDeviceParams) -> AddSnmpDeviceResult:
     """Register a device for SNMP polling and poll it once at once. v1/v2c need a read community;
@@ -336,7 +336,7 @@ class RemoveSnmpDeviceResult(BaseModel):
                 if self.removed else f"No device {self.device}.")
 
 
-@tool(write=True, title="Remove SNMP device", example={"device": "core-sw1"})
+@tool(returns=Returns.OWNED, write=True, title="Remove SNMP device", example={"device": "core-sw1"})
 async def remove_snmp_device(call: ToolContext, params: RemoveSnmpDeviceParams) -> RemoveSnmpDeviceResult:
     """Stop polling a device you registered (admins: any) and delete it (and its credentials) from the
     registry. Its history stays in the snmp_* tables until their retention expires."""
