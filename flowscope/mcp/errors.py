@@ -53,8 +53,9 @@ def short_body(body: bytes) -> bytes:
         message = str(error.get("message", ""))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return body
-    if len(message) <= MAX_MESSAGE and "\n" not in message and "data" not in error:
-        return body
+    data = error.get("data")
+    if len(message) <= MAX_MESSAGE and "\n" not in message and not (isinstance(data, str) and len(data) > MAX_MESSAGE):
+        return body  # short; structured data (e.g. the protocol versions supported) is kept
     error_id = record(f"JSON-RPC error answered in short: {message[:4000]!r}", level=logging.WARNING)
     code = error.get("code") if isinstance(error.get("code"), int) else -32600
     error.pop("data", None)

@@ -85,7 +85,8 @@ def _wrapper(app, spec: ToolSpec):
 
 def _unexpected(spec: ToolSpec, principal, exc: Exception) -> str:
     """Log what went wrong under an error id; the client gets the id and what to try."""
-    error_id = errors.record(f"tool {spec.name} failed for {principal.name}", exc)
+    inner = (exc.__cause__ or exc.__context__ or exc) if isinstance(exc, ToolError) else exc
+    error_id = errors.record(f"tool {spec.name} failed for {principal.name}: {str(exc)[:2000]}", inner)
     return (f"{spec.name} failed (error id {error_id}); try narrower or simpler arguments, "
             "or give the error id to the server's admin")
 

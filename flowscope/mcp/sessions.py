@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from flowscope.auth import Principal
 from flowscope.mcp.errors import jsonrpc_error
@@ -31,6 +32,7 @@ from flowscope.mcp.errors import jsonrpc_error
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
 
 
 def owner_user(principal: Principal) -> AuthenticatedUser:
@@ -76,8 +78,9 @@ class SessionLimits:
             return await self.asgi(scope, receive, send)
         sid = _header(scope, SESSION_HEADER)
         if sid is None:
-            if scope["method"] != "POST":
-                return await self.asgi(scope, receive, send)
+            version = _header(scope, VERSION_HEADER)
+            if scope["method"] != "POST" or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS):
+                return await self.asgi(scope, receive, send)  # no session to open (later eras have none)
             return await self._open(user, scope, receive, send)
         session = self.sessions.get(sid)
         if session is None or session.owner != user.username:
