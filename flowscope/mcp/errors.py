@@ -44,6 +44,14 @@ def jsonrpc_error(code: int, message: str) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
 
 
+async def send_error(send, status: int, code: int, message: str, headers: tuple = ()) -> None:
+    """Answer an ASGI request with HTTP `status` and a JSON-RPC error body."""
+    body = jsonrpc_error(code, message)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def short_body(body: bytes) -> bytes:
     """A JSON-RPC error body with a short, single-line message; a longer one (e.g. a pydantic
     validation dump) is logged under an error id and replaced by a generic message with that id."""
@@ -103,8 +111,4 @@ class ShortErrors:
             error_id = record(f"{scope.get('method')} {scope.get('path')} failed", exc)
             if started:
                 raise
-            body = jsonrpc_error(-32603, f"Internal error (error id {error_id}); retry, or report this id")
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, 500, -32603, f"Internal error (error id {error_id}); retry, or report this id")

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import importlib
 import inspect
-import json
 import logging
 import os
 import pkgutil
@@ -138,14 +137,9 @@ class TokenAuth:
         principal = self.app.auth.authenticate(token) if token else None
         if principal is None:
             why = "missing token" if not token else "invalid or revoked token"
-            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
-                "code": -32001,
-                "message": f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
-                           "(create one with: flowscope token create USER)"}}).encode()
-            await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="flowscope"')]})
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await errors.send_error(
+                send, 401, -32001, f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
+                "(create one with: flowscope token create USER)", ((b"www-authenticate", b'Bearer realm="flowscope"'),))
         scope["user"] = owner_user(principal)  # the SDK binds sessions to it
         reset = toolkit.current_principal.set(principal)
         try:

@@ -27,7 +27,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from flowscope.auth import Principal
-from flowscope.mcp.errors import jsonrpc_error
+from flowscope.mcp.errors import send_error
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,7 @@ class SessionLimits:
                 self.opening[owner] = self.opening.get(owner, 0) + 1
         if refusal is not None:
             status, message = refusal
-            body = jsonrpc_error(-32000, message)
-            await send({"type": "http.response.start", "status": status, "headers": [
-                (b"content-type", b"application/json"), (b"retry-after", b"5"),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await send_error(send, status, -32000, message, ((b"retry-after", b"5"),))
         opened: str | None = None
 
         async def watch(message):
@@ -161,7 +156,7 @@ class SessionLimits:
         if sid is None:
             return False
         session = self._forget(sid)
-        log.info("closing session %s of %s: its token opened more than %d", sid[:8], owner, self.per_token)
+        log.info("closing session %s of %s to make room for a new one", sid[:8], owner)
         await self._delete(sid, session.user)
         return True
 
