@@ -10,10 +10,10 @@ from typing import Any
 
 log = logging.getLogger("flowscope.errors")
 
-#: exceptions that describe our code, not the caller's input: never shown to a client, even when a
-#: tool wrapped one in a ToolError
-INTERNAL = (ArithmeticError, RecursionError, MemoryError, LookupError, TypeError, AttributeError,
-            AssertionError, NameError, ImportError, SystemError, UnicodeError)
+#: exceptions that describe our code, not the caller's input: their text never reaches a client,
+#: even when a tool passed it on in a ToolError
+INTERNAL = (ArithmeticError, RecursionError, MemoryError, TypeError, AttributeError, AssertionError,
+            NameError, ImportError, SystemError, UnicodeError)
 
 #: the longest JSON-RPC error message passed on as is; longer ones are replaced (see `short_body`)
 MAX_MESSAGE = 160
@@ -36,8 +36,10 @@ def record(what: str, exc: BaseException | None = None, level: int = logging.ERR
 
 
 def is_internal(exc: BaseException) -> bool:
-    """True when `exc`, or the exception it was raised while handling, is one of ours (INTERNAL)."""
-    return isinstance(exc, INTERNAL) or isinstance(exc.__cause__ or exc.__context__, INTERNAL)
+    """True when `exc` is one of ours (INTERNAL), or repeats the text of one it was raised from
+    (`raise ToolError(str(exc))`); a message of its own written while handling one is fine."""
+    inner = exc.__cause__ or exc.__context__
+    return isinstance(exc, INTERNAL) or (isinstance(inner, INTERNAL) and str(inner) in str(exc))
 
 
 def jsonrpc_error(code: int, message: str) -> bytes:

@@ -129,11 +129,17 @@ async def test_unexpected_tool_failure_gives_an_id_and_logs_the_details(caplog):
     async def fails(ctx, params):
         raise OverflowError("secret internal detail 1e309")
 
-    async def wraps(ctx, params):
+    async def wraps(ctx, params):  # a tool passing an internal error's text on
         try:
-            {}["x"]
-        except KeyError:
-            raise toolkit.ToolError("KeyError: 'x' in SELECT ... WHERE secret") from None
+            raise TypeError("secret internal detail: 'int' and 'str'")
+        except TypeError as exc:
+            raise toolkit.ToolError(f"cannot list: {exc}") from None
+
+    async def explains(ctx, params):  # a message of its own, written while handling one
+        try:
+            raise TypeError("secret")
+        except TypeError:
+            raise toolkit.ToolError("no tables match; try list_tables without arguments") from None
 
     toolkit.current_principal.set(Principal("analyst", "user", token_id="t1"))
     for fn in (fails, wraps):
@@ -145,7 +151,9 @@ async def test_unexpected_tool_failure_gives_an_id_and_logs_the_details(caplog):
         error_id = ERROR_ID.search(text).group(1)
         logged = [r for r in caplog.records if error_id in r.getMessage()]
         assert logged and "secret" in logged[0].getMessage()
-        assert isinstance(logged[0].exc_info[1], (OverflowError, KeyError))  # the traceback of the cause
+        assert isinstance(logged[0].exc_info[1], (OverflowError, TypeError))  # the traceback of the cause
+    res = await _wrapper(None, dataclasses.replace(spec, fn=explains))()
+    assert res.is_error and res.content[0].text == "no tables match; try list_tables without arguments"
 
 
 HOSTILE_BODIES = {
