@@ -214,6 +214,12 @@ async def test_hostile_arguments_to_every_tool_get_clean_answers(server):
         assert "Traceback" in log_entry(server, error_id)
 
 
+@pytest.mark.parametrize("when", ["1e309", "99999999999999999999", "-99999999999999d", "0001-01-01"])
+async def test_times_beyond_the_calendar_are_refused_in_plain_words(server, when):
+    res = await call_tool(server, "get_top_applications", {"start": when}, token="analyst")
+    assert res.is_error and "out of range" in res.content[0].text and "error id" not in res.content[0].text
+
+
 async def test_long_transport_errors_are_cut_to_a_message_and_an_id(server):
     res = await Raw(server, "analyst").send("POST", json.dumps([PING, PING]))
     error_id = ERROR_ID.search(res.json()["error"]["message"]).group(1)
