@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra Host header accepted besides localhost (repeatable)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="extra Origin accepted (repeatable)")
+    serve.add_argument("--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this PEM certificate")
+    serve.add_argument("--tls-key", default=None, metavar="FILE", help="private key (PEM) of --tls-cert")
 
     ingest = sub.add_parser("ingest", help="import capture files offline")
     _common(ingest)
@@ -229,7 +231,8 @@ def cmd_serve(args) -> int:
 
     overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
                      interfaces=args.interface, collect=args.collect,
-                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin)
+                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
+                     tls_cert=args.tls_cert, tls_key=args.tls_key)
     if args.local_networks:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
@@ -241,13 +244,47 @@ def cmd_serve(args) -> int:
             check_readable(path)
         except IngestError as exc:
             return fail(str(exc))
+    problem = tls_problem(cfg.tls_cert, cfg.tls_key)
+    if problem:
+        return fail(problem)
+    if not cfg.tls_cert and not is_loopback(host):
+        print(f"flowscope: warning: serving {host} without TLS: tokens cross the network in clear text; "
+              "add --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1", file=sys.stderr, flush=True)
     app = App(cfg)
     http_app = build_http_app(app)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/mcp"
+    scheme = "https" if cfg.tls_cert else "http"
+    url = f"{scheme}://{shown if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/mcp"
     print(f"flowscope serving MCP on {url} (data in {cfg.data_dir})", flush=True)
-    uvicorn.run(http_app, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.run(http_app, host=host, port=port, log_level="warning", lifespan="on",
+                ssl_certfile=cfg.tls_cert, ssl_keyfile=cfg.tls_key)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_problem(cert: str | None, key: str | None) -> str | None:
+    """Why the TLS settings cannot serve (None when they can, or when there are none)."""
+    import ssl
+
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        return "--tls-cert and --tls-key go together (a PEM certificate and its private key)"
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot use TLS certificate {cert} with key {key}: {exc.strerror or exc}"
+    return None
 
 
 def cmd_stdio(args) -> int:

@@ -61,6 +61,14 @@ class Config:
     batch_rows: int = 50_000  # or batch_seconds, whichever comes first
     batch_seconds: float = 1.0
     max_live_flows: int = 1_000_000
+    #: serve HTTPS with this certificate and key (PEM); needed to serve beyond loopback safely
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: MCP sessions: per token (its least recently used idle one is closed beyond this), in all,
+    #: and the idle time after which one ends
+    max_sessions_per_token: int = 32
+    max_sessions: int = 1024
+    session_idle_timeout: int = 1800
     query_timeout_s: int = 30
     #: limits on every user query (see flowscope.store.store.QueryLimits); 0 means no limit
     query_max_memory: int = 1 << 30

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -51,11 +52,17 @@ class Server:
     server listens on there."""
 
     def __init__(self, data_dir: Path, args: list[str], users: dict[str, dict[str, Any]] | None = None,
-                 python_args: tuple[str, ...] = (), prefix: tuple[str, ...] = (), host: str = "127.0.0.1"):
+                 python_args: tuple[str, ...] = (), prefix: tuple[str, ...] = (), host: str = "127.0.0.1",
+                 tls: tuple[Path, Path] | None = None):
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://{host}:{self.port}/mcp"
-        self.base = f"http://{host}:{self.port}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://{host}:{self.port}/mcp"
+        self.base = f"{scheme}://{host}:{self.port}"
+        #: httpx `verify`: trust the (self-signed) certificate served
+        self.verify: Any = ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        if tls:
+            args = [*args, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.tokens: dict[str, str] = {}
         for name, spec in (users or {}).items():
             extra = ["--allowed-networks", spec["networks"]] if spec.get("networks") else []
@@ -76,13 +83,22 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {(self.data_dir / 'server.log').read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                if httpx.get(self.base + "/health", timeout=2, verify=self.verify).status_code == 200:
                     return
             time.sleep(0.3)
         raise AssertionError("server did not become ready")
 
-    def health(self) -> dict:
-        return httpx.get(self.base + "/health", timeout=5).json()
+    def health(self, token: str | None = None, anonymous: bool = False) -> dict:
+        """/health as `token` (a name in `tokens` or a secret) sees it; by default as this server's
+        admin (or first user), since sources and counters need a token."""
+        if anonymous:
+            secret = None
+        elif token:
+            secret = self.tokens.get(token, token)
+        else:
+            secret = self.tokens.get("admin") or next(iter(self.tokens.values()), None)
+        headers = {"Authorization": f"Token {secret}"} if secret else {}
+        return httpx.get(self.base + "/health", timeout=5, headers=headers, verify=self.verify).json()
 
     def wait_sources_done(self, timeout: float = 300) -> dict:
         deadline = time.monotonic() + timeout
@@ -144,7 +160,7 @@ async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-
 
     secret = server.tokens.get(token, token)
     headers = {"Authorization": f"{scheme} {secret}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300)) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300), verify=server.verify) as http:
         async with streamable_http_client(server.base + path, http_client=http) as (read, write):
             async with ClientSession(read, write) as session:
                 if era == "2025-11-25":

@@ -7,8 +7,8 @@ import base64
 import contextlib
 import importlib
 import inspect
-import json
 import logging
+import os
 import pkgutil
 from typing import Annotated, Any
 
@@ -22,7 +22,9 @@ from starlette.routing import Route
 
 import flowscope
 from flowscope.auth import token_from_header
-from flowscope.mcp import toolkit
+from flowscope.mcp import errors, toolkit
+from flowscope.mcp.errors import ShortErrors
+from flowscope.mcp.sessions import SessionLimits, owner_user
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,19 @@ def _wrapper(app, spec: ToolSpec):
         ctx = ToolContext(app=app, principal=principal, tool=spec.name)
         try:
             result = await toolkit.invoke(spec, ctx, params)
-        except ToolError as exc:
-            if spec.write:
-                toolkit.audit(app, spec, principal, params, "refused: " + str(exc))
-            return _error(str(exc))
+            content: list[Any] = [TextContent(type="text", text=toolkit.render_text(result))]
+            for png in ctx.images:
+                content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
+            answer = CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
         except Exception as exc:
-            log.exception("tool %s failed", spec.name)
-            return _error(f"{spec.name} failed unexpectedly ({type(exc).__name__}: {exc}); "
-                          "try narrower arguments, or report this")
+            internal = not isinstance(exc, ToolError) or errors.is_internal(exc)
+            message = _unexpected(spec, principal, exc) if internal else str(exc)
+            if spec.write:
+                toolkit.audit(app, spec, principal, params, ("failed: " if internal else "refused: ") + message)
+            return _error(message)
         if spec.write:
             toolkit.audit(app, spec, principal, params, "ok")
-        content: list[Any] = [TextContent(type="text", text=toolkit.render_text(result))]
-        for png in ctx.images:
-            content.append(ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png"))
-        return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+        return answer
 
     params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Any)
               for name in list(spec.params.model_fields) + ["content"]]
@@ -79,6 +80,14 @@ def _wrapper(app, spec: ToolSpec):
     call.__name__ = spec.name
     call.__annotations__ = {"return": Annotated[CallToolResult, spec.result]}
     return call
+
+
+def _unexpected(spec: ToolSpec, principal, exc: Exception) -> str:
+    """Log what went wrong under an error id; the client gets the id and what to try."""
+    inner = (exc.__cause__ or exc.__context__ or exc) if isinstance(exc, ToolError) else exc
+    error_id = errors.record(f"tool {spec.name} failed for {principal.name}: {str(exc)[:2000]}", inner)
+    return (f"{spec.name} failed (error id {error_id}); try narrower or simpler arguments, "
+            "or give the error id to the server's admin")
 
 
 def _error(message: str) -> CallToolResult:
@@ -103,10 +112,12 @@ def build_mcp(app) -> MCPServer:
 def _security(app) -> TransportSecuritySettings:
     host, port = app.config.host_port
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"] + list(app.config.allowed_hosts)
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"] + list(app.config.allowed_origins)
+    scheme = "https" if app.config.tls_cert else "http"
+    origins = [f"{scheme}://127.0.0.1:*", f"{scheme}://localhost:*", f"{scheme}://[::1]:*"]
+    origins += list(app.config.allowed_origins)
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts.append(f"{host}:*")
-        origins.append(f"http://{host}:*")
+        origins.append(f"{scheme}://{host}:*")
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
                                      allowed_origins=origins)
 
@@ -126,14 +137,10 @@ class TokenAuth:
         principal = self.app.auth.authenticate(token) if token else None
         if principal is None:
             why = "missing token" if not token else "invalid or revoked token"
-            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
-                "code": -32001,
-                "message": f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
-                           "(create one with: flowscope token create USER)"}}).encode()
-            await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="flowscope"')]})
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await errors.send_error(
+                send, 401, -32001, f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
+                "(create one with: flowscope token create USER)", ((b"www-authenticate", b'Bearer realm="flowscope"'),))
+        scope["user"] = owner_user(principal)  # the SDK binds sessions to it
         reset = toolkit.current_principal.set(principal)
         try:
             await self.asgi(scope, receive, send)
@@ -142,15 +149,15 @@ class TokenAuth:
 
 
 def build_http_app(app) -> Any:
+    cfg = app.config
     server = build_mcp(app)
     inner = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=_security(app),
-                                       host=app.config.host_port[0])
+                                       host=cfg.host_port[0], session_idle_timeout=cfg.session_idle_timeout,
+                                       max_sessions=cfg.max_sessions + cfg.max_sessions_per_token)
     mcp_route = next(r for r in inner.routes if getattr(r, "path", None) == MCP_PATH)
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": flowscope.__version__,
-                             "sources": [s.info() for s in app.sources.items],
-                             "flows_written": app.writer.written, "live_flows": len(app.live)})
+        return JSONResponse(_health(app, request.headers.get("authorization")))
 
     @contextlib.asynccontextmanager
     async def lifespan(_):
@@ -167,4 +174,25 @@ def build_http_app(app) -> Any:
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server
-    return TokenAuth(starlette, app)
+    sessions = SessionLimits(starlette, (MCP_PATH, NTOPNG_PATH), per_token=cfg.max_sessions_per_token,
+                             total=cfg.max_sessions, idle_timeout=cfg.session_idle_timeout)
+    starlette.state.sessions = sessions
+    return ShortErrors(TokenAuth(sessions, app))
+
+
+def _health(app, authorization: str | None) -> dict[str, Any]:
+    """Up or not, for anyone; sources and counters for a valid token; capture paths for admins."""
+    answer: dict[str, Any] = {"status": "ok"}
+    token = token_from_header(authorization)
+    principal = app.auth.authenticate(token) if token else None
+    if principal is None:
+        return answer
+    sources = [s.info() for s in app.sources.items]
+    if not principal.is_admin:
+        for source in sources:
+            if source["kind"] == "pcap":
+                source["name"] = os.path.basename(source["name"])
+            if source["error"]:
+                source["error"] = "failed; the server's admin sees why"
+    return {**answer, "version": flowscope.__version__, "sources": sources,
+            "flows_written": app.writer.written, "live_flows": len(app.live)}

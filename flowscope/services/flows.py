@@ -38,14 +38,29 @@ def l4_number(value: str | int | None) -> int | None:
     return num
 
 
+#: the times a tool accepts: 1970-01-01 to 9999-12-31 (beyond them dates overflow, here and in ClickHouse)
+TIME_RANGE = (0.0, 253402300799.0)
+
+
 def parse_time(value: str | float | int | None, now: float | None = None) -> float | None:
     """Epoch seconds from an ISO time, epoch seconds, 'now', or a span back from now: '15m', '-6h',
     'now-2d'. The one time syntax of every tool."""
     if value is None or value == "":
         return None
+    ts = _parse_time(value, now)
+    if not TIME_RANGE[0] <= ts <= TIME_RANGE[1]:  # also false for NaN
+        raise FlowQueryError(f"time {str(value)[:40]!r} is out of range: use a time between 1970 and 9999, "
+                             "e.g. 2024-05-01T10:00:00Z or -6h")
+    return ts
+
+
+def _parse_time(value: str | float | int, now: float | None) -> float:
     now = now if now is not None else time.time()
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float
+            return float("inf")
     text = str(value).strip()
     if text.lower() == "now":
         return now
