@@ -337,7 +337,7 @@ async def list_alert_exclusions(call: ToolContext, params: ListExclusionsParams)
 
 
 class RemoveExclusionParams(BaseModel):
-    id: int = Field(ge=1, description="Exclusion id from list_alert_exclusions")
+    id: int = Field(ge=1, le=2**62, description="Exclusion id from list_alert_exclusions")
 
 
 class Removed(BaseModel):
