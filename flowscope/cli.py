@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="extra Origin accepted (repeatable)")
 
+    serve.add_argument("--toolsets", default=None, metavar="A,B",
+                       help="MCP toolsets served on /mcp by default (all, default, flows, hosts, timeseries, "
+                            "alerts, sql, snmp, collector, monitoring, policies, assets)")
     ingest = sub.add_parser("ingest", help="import capture files offline")
     _common(ingest)
     ingest.add_argument("files", nargs="+", metavar="FILE")
@@ -214,7 +217,8 @@ def cmd_serve(args) -> int:
 
     overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
                      interfaces=args.interface, collect=args.collect,
-                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin)
+                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
+                     toolsets=args.toolsets.split(",") if args.toolsets else None)
     if args.local_networks:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
@@ -241,6 +245,7 @@ def cmd_stdio(args) -> int:
     from flowscope.app import App
     from flowscope.auth import AuthError
     from flowscope.mcp import toolkit
+    from flowscope.mcp.protocol import run_stdio
     from flowscope.mcp.server import build_mcp
 
     cfg = _config(args, clickhouse_url=args.clickhouse, pcaps=args.pcap)
@@ -255,7 +260,7 @@ def cmd_stdio(args) -> int:
     async def run():
         await app.start()
         try:
-            await server.run_stdio_async()
+            await run_stdio(server)
         finally:
             await app.stop()
 

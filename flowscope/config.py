@@ -63,6 +63,8 @@ class Config:
     max_live_flows: int = 1_000_000
     query_timeout_s: int = 30
     query_max_rows: int = 10_000
+    #: MCP toolsets served by default (flowscope.mcp.toolsets); empty: the default set
+    toolsets: list[str] = field(default_factory=list)
     config_file: str | None = None
     file_settings: dict[str, Any] = field(default_factory=dict)
 
