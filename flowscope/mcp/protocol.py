@@ -37,13 +37,13 @@ def describe(spec: ToolSpec) -> str:
     return "\n".join(paragraphs) + "\nExample: " + json.dumps(example, separators=(",", ":"))
 
 
-def tool_entry(spec: ToolSpec, toolset: str) -> types.Tool:
+def tool_entry(spec: ToolSpec) -> types.Tool:
     annotations = (types.ToolAnnotations(read_only_hint=False, destructive_hint=spec.destructive,
                                          idempotent_hint=False)
                    if spec.write else types.ToolAnnotations(read_only_hint=True))
     return types.Tool(name=spec.name, title=spec.title, description=describe(spec),
                       input_schema=schemas.input_schema(spec), output_schema=schemas.output_schema(spec.result),
-                      annotations=annotations, _meta={"flowscope/toolset": toolset})
+                      annotations=annotations)
 
 
 def may_call(spec: ToolSpec, principal: Principal | None) -> bool:
@@ -80,7 +80,7 @@ class Surface:
         self.specs = specs
         self.calls = {name: call_factory(spec) for name, spec in specs.items()}
         self.toolset = {name: toolsets.toolset_of(name, spec.area) for name, spec in specs.items()}
-        self.entries = {name: tool_entry(spec, self.toolset[name]) for name, spec in specs.items()}
+        self.entries = {name: tool_entry(spec) for name, spec in specs.items()}
         self.default_toolsets = frozenset(default_toolsets)
         self.everything_paths = tuple(everything_paths)
         self.windows = vocabulary.Windows(app)
