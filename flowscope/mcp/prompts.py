@@ -28,8 +28,8 @@ class PromptSpec:
     then: str
 
 
-BEGIN = Arg("begin", "Time range start: ISO time, epoch seconds or a span back such as 24h (default 24h)",
-            default="24h")
+BEGIN = Arg("begin", "Time range start: ISO time, epoch seconds or a span back such as 24h "
+                     "(default: all stored flows)")
 
 
 def _j(**kw) -> str:

@@ -28,8 +28,7 @@ SHARED_ARGS: dict[str, str] = {
 #: Old argument names mapped to the shared ones; the old names stay accepted (ntopng's REST uses ip).
 RENAMES = {"ip": "host", "start": "begin"}
 
-DEFAULT_WINDOW_S = 24 * 3600
-DEFAULT_WINDOW_TEXT = "the 24 h up to the newest stored flow"
+DEFAULT_WINDOW_TEXT = "all stored flows, oldest to newest"
 HISTORY_TOOLSETS = ("flows", "hosts", "timeseries", "collector")
 TEXT_LIMIT = 8192
 
@@ -79,25 +78,29 @@ def is_history_tool(spec: ToolSpec, toolset: str) -> bool:
 
 
 def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
 
 
 class Windows:
-    """The default window, ending at the newest stored flow (capture files keep their own times;
-    a live server's newest flow is seconds old)."""
+    """The default window: from the oldest to the newest stored flow (capture files keep their
+    own times; a live server's newest flow is seconds old). The last day, or any window, is one
+    `begin` away, and every answer says which window it covers."""
 
     def __init__(self, app, ttl_s: float = 5.0):
         self.app = app
         self.ttl_s = ttl_s
-        self._cached: tuple[float, float | None] = (0.0, None)
+        self._cached: tuple[float, tuple[float, float] | None] = (0.0, None)
 
-    def newest(self) -> float | None:
+    def bounds(self) -> tuple[float, float] | None:
+        """(oldest FIRST_SEEN, newest LAST_SEEN + 1 s) of the stored flows, None when there are none."""
         at, value = self._cached
         if time.monotonic() - at < self.ttl_s:
             return value
         try:
-            ts = self.app.store.query("SELECT toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 FROM flows").scalar()
-            value = float(ts) + 1 if ts and float(ts) > 0 else None
+            row = self.app.store.query(
+                "SELECT toUnixTimestamp64Milli(min(FIRST_SEEN)) / 1000, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 "
+                "FROM flows WHERE LAST_SEEN > toDateTime64(0, 3, 'UTC')").rows[0]
+            value = (float(row[0]), float(row[1]) + 1) if row[1] and float(row[1]) > 0 else None
         except Exception:
             value = None
         self._cached = (time.monotonic(), value)
@@ -117,10 +120,11 @@ class Windows:
                 end_ts = parse_time(end) if end not in (None, "") else None
             except FlowQueryError as exc:
                 raise ToolError(str(exc)) from None
+            oldest, newest = self.bounds() or (time.time() - 3600, time.time())
             if end_ts is None:
-                end_ts = self.newest() or time.time()
+                end_ts = newest
                 args = {**args, "end": iso(end_ts)}
-            args = {**args, field: iso(end_ts - DEFAULT_WINDOW_S)}
+            args = {**args, field: iso(min(oldest, end_ts - 60))}
         header = f"Window: {args[field]} → {args.get('end') or 'now'}"
         header += f" (default: {DEFAULT_WINDOW_TEXT}; set begin/end to change)" if default else ""
         return args, header
