@@ -126,15 +126,19 @@ def make_server(tmp_path_factory):
         s.stop()
 
 
+#: Tool-behaviour tests see every toolset; tests of the default listing pass path="/mcp".
+ALL_TOOLSETS = "/mcp/x/all"
+
+
 async def call_tool(server: Server, name: str, args: dict | None = None, *, token: str = "admin",
-                    era: str = "2025-11-25", path: str = "/mcp"):
+                    era: str = "2025-11-25", path: str = ALL_TOOLSETS):
     """Call one tool through the SDK's Streamable HTTP client; returns the CallToolResult."""
     async with mcp_session(server, token=token, era=era, path=path) as session:
         return await session.call_tool(name, args or {})
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-11-25", path: str = "/mcp",
+async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-11-25", path: str = ALL_TOOLSETS,
                       scheme: str = "Token", headers: dict | None = None, **session_kwargs):
     import httpx2
     from mcp.client.session import ClientSession

@@ -31,15 +31,15 @@ def wire_size(result) -> int:
     return len(result.model_dump_json(by_alias=True, exclude_none=True))
 
 
-async def tools_of(server, **kw) -> dict[str, types.Tool]:
-    async with mcp_session(server, **kw) as session:
+async def tools_of(server, path: str = "/mcp", **kw) -> dict[str, types.Tool]:
+    async with mcp_session(server, path=path, **kw) as session:
         return {t.name: t for t in (await session.list_tools()).tools}
 
 
 # --- size budgets and per-principal lists -----------------------------------------------------
 @pytest.mark.parametrize("era", ERAS)
 async def test_read_only_default_list_within_32_kb(server, era):
-    async with mcp_session(server, token="readonly", era=era) as session:
+    async with mcp_session(server, token="readonly", era=era, path="/mcp") as session:
         listing = await session.list_tools()
     size = wire_size(listing)
     print(f"tools/list read-only default ({era}): {len(listing.tools)} tools, {size} bytes")
