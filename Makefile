@@ -6,7 +6,7 @@ DEBS := tcpdump tshark snmpd snmp softflowd nfdump pmacct dnsmasq dnsutils iprou
 PORT ?= 3000
 DEMO_DATA ?= $(CURDIR)/data/demo
 
-.PHONY: venv deps demo test bench clean
+.PHONY: venv deps demo test bench clean conformance-deps
 
 $(BIN)/flowscope: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,18 @@ demo: venv
 
 test: venv deps
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# The MCP conformance suite (tests/conformance) needs Node 22: both come from npm, into build/.
+CONFORMANCE := build/conformance
+$(CONFORMANCE)/node_modules/.bin/conformance: tests/conformance/package.json
+	mkdir -p $(CONFORMANCE)
+	cp tests/conformance/package.json $(CONFORMANCE)/package.json
+	cd $(CONFORMANCE) && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+conformance-deps: $(CONFORMANCE)/node_modules/.bin/conformance
+
+test: conformance-deps
 
 bench: venv
 	$(BIN)/python bench/run_all.py

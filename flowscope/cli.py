@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this PEM certificate")
     serve.add_argument("--tls-key", default=None, metavar="FILE", help="private key (PEM) of --tls-cert")
 
+    serve.add_argument("--toolsets", default=None, metavar="A,B",
+                       help="MCP toolsets served on /mcp by default (all, default, flows, hosts, timeseries, "
+                            "alerts, sql, snmp, collector, monitoring, policies, assets)")
     ingest = sub.add_parser("ingest", help="import capture files offline")
     _common(ingest)
     ingest.add_argument("files", nargs="+", metavar="FILE")
@@ -232,7 +235,8 @@ def cmd_serve(args) -> int:
     overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
                      interfaces=args.interface, collect=args.collect,
                      allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
-                     tls_cert=args.tls_cert, tls_key=args.tls_key)
+                     tls_cert=args.tls_cert, tls_key=args.tls_key,
+                     toolsets=args.toolsets.split(",") if args.toolsets else None)
     if args.local_networks:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
@@ -293,6 +297,7 @@ def cmd_stdio(args) -> int:
     from flowscope.app import App
     from flowscope.auth import AuthError
     from flowscope.mcp import toolkit
+    from flowscope.mcp.protocol import run_stdio
     from flowscope.mcp.server import build_mcp
 
     cfg = _config(args, clickhouse_url=args.clickhouse, pcaps=args.pcap)
@@ -307,7 +312,7 @@ def cmd_stdio(args) -> int:
     async def run():
         await app.start()
         try:
-            await server.run_stdio_async()
+            await run_stdio(server)
         finally:
             await app.stop()
 

@@ -79,6 +79,8 @@ class Config:
     query_max_per_user: int = 2
     query_sql_lane: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     query_max_rows: int = 10_000
+    #: MCP toolsets served by default (flowscope.mcp.toolsets); empty: the default set
+    toolsets: list[str] = field(default_factory=list)
     config_file: str | None = None
     file_settings: dict[str, Any] = field(default_factory=dict)
 

@@ -144,25 +144,29 @@ def make_server(tmp_path_factory):
         s.stop()
 
 
+#: Tool-behaviour tests see every toolset; tests of the default listing pass path="/mcp".
+ALL_TOOLSETS = "/mcp/x/all"
+
+
 async def call_tool(server: Server, name: str, args: dict | None = None, *, token: str = "admin",
-                    era: str = "2025-11-25", path: str = "/mcp"):
+                    era: str = "2025-11-25", path: str = ALL_TOOLSETS):
     """Call one tool through the SDK's Streamable HTTP client; returns the CallToolResult."""
     async with mcp_session(server, token=token, era=era, path=path) as session:
         return await session.call_tool(name, args or {})
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-11-25", path: str = "/mcp",
-                      scheme: str = "Token"):
+async def mcp_session(server: Server, *, token: str = "admin", era: str = "2025-11-25", path: str = ALL_TOOLSETS,
+                      scheme: str = "Token", headers: dict | None = None, **session_kwargs):
     import httpx2
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
     secret = server.tokens.get(token, token)
-    headers = {"Authorization": f"{scheme} {secret}"}
+    headers = {"Authorization": f"{scheme} {secret}", **(headers or {})}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60, read=300), verify=server.verify) as http:
         async with streamable_http_client(server.base + path, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, **session_kwargs) as session:
                 if era == "2025-11-25":
                     await session.initialize()
                 else:

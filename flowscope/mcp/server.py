@@ -1,4 +1,4 @@
-"""The MCP server: every registered tool on the SDK's MCPServer, served over Streamable HTTP
+"""The MCP server: every registered tool on the SDK's low-level Server, served over Streamable HTTP
 (on /mcp and on ntopng's path) with token authentication, and over stdio."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 import pkgutil
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.lowlevel.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ImageContent, TextContent
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 import flowscope
 from flowscope.auth import token_from_header
-from flowscope.mcp import errors, toolkit
+from flowscope.mcp import errors, protocol, toolkit, toolsets
 from flowscope.mcp.errors import ShortErrors
 from flowscope.mcp.sessions import SessionLimits, owner_user
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
@@ -31,12 +31,6 @@ log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 NTOPNG_PATH = "/lua/rest/v2/exec/llm/mcp.lua"
-
-INSTRUCTIONS = """flowscope answers questions about network traffic with real numbers.
-Start with get_interfaces (what is monitored), get_live_flows_summary (what is happening now),
-get_historical_flow (what happened), get_host_info (what is this host) and query (ClickHouse SQL over
-the flows table, whose columns follow ntopng's names; use describe_table flows first)."""
-
 
 def load_tools() -> dict[str, ToolSpec]:
     import flowscope.mcp.tools as tools
@@ -94,19 +88,12 @@ def _error(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def build_mcp(app) -> MCPServer:
-    server = MCPServer(name="flowscope", title="flowscope", version=flowscope.__version__,
-                       instructions=INSTRUCTIONS, log_level="WARNING")
-    for spec in load_tools().values():
-        server.add_tool(
-            _wrapper(app, spec), name=spec.name, title=spec.title, description=toolkit.describe(spec),
-            annotations=ToolAnnotations(title=spec.title, read_only_hint=not spec.write,
-                                        destructive_hint=spec.destructive, idempotent_hint=not spec.write,
-                                        open_world_hint=False),
-            meta={"flowscope/area": spec.area, "flowscope/write": spec.write, "flowscope/returns": spec.returns.value},
-        )
-        server._tool_manager.get_tool(spec.name).parameters = toolkit.input_schema(spec)
-    return server
+def build_mcp(app) -> Server:
+    """The low-level SDK server with flowscope's handlers (tools per principal and toolset,
+    resources, prompts, completions, logging); see protocol.py."""
+    return protocol.build_server(app, lambda spec: _wrapper(app, spec), load_tools(),
+                                 default_toolsets=toolsets.parse(getattr(app.config, "toolsets", None)),
+                                 everything_paths=(NTOPNG_PATH,))
 
 
 def _security(app) -> TransportSecuritySettings:
@@ -122,6 +109,11 @@ def _security(app) -> TransportSecuritySettings:
                                      allowed_origins=origins)
 
 
+def is_mcp_path(path: str) -> bool:
+    path = path.rstrip("/")
+    return path in (MCP_PATH, NTOPNG_PATH) or path.startswith(toolsets.PATH_PREFIX)
+
+
 class TokenAuth:
     """ASGI middleware: MCP paths need a valid token; the caller becomes the current principal."""
 
@@ -130,7 +122,7 @@ class TokenAuth:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].rstrip("/") not in (MCP_PATH, NTOPNG_PATH):
+        if scope["type"] != "http" or not is_mcp_path(scope["path"]):
             return await self.asgi(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = token_from_header(headers.get("authorization"))
@@ -141,6 +133,10 @@ class TokenAuth:
                 send, 401, -32001, f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
                 "(create one with: flowscope token create USER)", ((b"www-authenticate", b'Bearer realm="flowscope"'),))
         scope["user"] = owner_user(principal)  # the SDK binds sessions to it
+        try:
+            toolsets.from_request(scope["path"], headers, frozenset())
+        except toolsets.ToolsetError as exc:
+            return await errors.send_error(send, 400, -32600, str(exc))
         reset = toolkit.current_principal.set(principal)
         try:
             await self.asgi(scope, receive, send)
@@ -170,11 +166,12 @@ def build_http_app(app) -> Any:
 
     routes = list(inner.routes) + [
         Route(NTOPNG_PATH, endpoint=mcp_route.endpoint),
+        Route(toolsets.PATH_PREFIX + "{toolsets}", endpoint=mcp_route.endpoint),
         Route("/health", endpoint=health, methods=["GET"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server
-    sessions = SessionLimits(starlette, (MCP_PATH, NTOPNG_PATH), per_token=cfg.max_sessions_per_token,
+    sessions = SessionLimits(starlette, is_mcp_path, MCP_PATH, per_token=cfg.max_sessions_per_token,
                              total=cfg.max_sessions, idle_timeout=cfg.session_idle_timeout)
     starlette.state.sessions = sessions
     return ShortErrors(TokenAuth(sessions, app))

@@ -20,6 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -56,9 +57,11 @@ class Session:
 class SessionLimits:
     """ASGI layer in front of the SDK's session manager (see the module docstring)."""
 
-    def __init__(self, asgi, paths: tuple[str, ...], *, per_token: int, total: int, idle_timeout: float):
+    def __init__(self, asgi, is_mcp_path: Callable[[str], bool], evict_path: str, *, per_token: int, total: int,
+                 idle_timeout: float):
         self.asgi = asgi
-        self.paths = paths
+        self.is_mcp_path = is_mcp_path
+        self.evict_path = evict_path
         self.per_token = per_token
         self.total = total
         self.idle_timeout = idle_timeout
@@ -74,7 +77,7 @@ class SessionLimits:
 
     async def __call__(self, scope, receive, send):
         user = scope.get("user")
-        if scope["type"] != "http" or scope["path"].rstrip("/") not in self.paths or user is None:
+        if scope["type"] != "http" or not self.is_mcp_path(scope["path"]) or user is None:
             return await self.asgi(scope, receive, send)
         sid = _header(scope, SESSION_HEADER)
         if sid is None:
@@ -163,7 +166,7 @@ class SessionLimits:
     async def _delete(self, sid: str, user: AuthenticatedUser) -> None:
         """End a session as its client would: DELETE with its id and owner, through the manager."""
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "DELETE",
-                 "scheme": "http", "path": self.paths[0], "raw_path": self.paths[0].encode(), "root_path": "",
+                 "scheme": "http", "path": self.evict_path, "raw_path": self.evict_path.encode(), "root_path": "",
                  "query_string": b"", "client": None, "server": None, "user": user,
                  "headers": [(b"host", b"127.0.0.1:0"), (SESSION_HEADER, sid.encode())]}
 

@@ -36,7 +36,7 @@ async def test_both_eras_paths_and_schemes(server, era, path, scheme):
 
 
 async def test_tool_listing_is_typed_annotated_and_documented(server):
-    async with mcp_session(server) as session:
+    async with mcp_session(server, path="/mcp/x/all") as session:
         tools = {t.name: t for t in (await session.list_tools()).tools}
     for name in ("get_live_flows", "get_live_flows_for_host", "get_live_flows_summary", "get_live_flow",
                  "get_historical_flow", "get_interfaces", "list_protos", "resolve_proto", "list_tables",
@@ -44,7 +44,8 @@ async def test_tool_listing_is_typed_annotated_and_documented(server):
         assert name in tools, name
     for t in tools.values():
         assert t.input_schema["type"] == "object"
-        assert "content" in t.input_schema["properties"], t.name
+        assert "content" not in t.input_schema["properties"], t.name  # accepted, not advertised
+        assert t.input_schema["additionalProperties"] is False, t.name
         assert t.output_schema and t.output_schema.get("type") == "object", t.name
         assert "Example:" in (t.description or ""), t.name
         assert t.annotations is not None and t.annotations.read_only_hint is not None, t.name

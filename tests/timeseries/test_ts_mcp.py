@@ -82,7 +82,9 @@ async def test_get_and_list_timeseries(server):
     total_bytes, total_flows = (await sql(server, f"SELECT sum(TOTAL_BYTES), count() FROM flows WHERE LAST_SEEN >= "
                                                   f"'{sc['start']}' AND LAST_SEEN < '{sc['end']}'"))[0]
     assert [s["summary"]["total"] for s in sc["series"]] == [total_bytes, total_flows]
-    assert res.content[0].text.splitlines()[1].startswith("interface bytes")  # summary before points
+    lines = res.content[0].text.splitlines()
+    assert lines[0].startswith("Window: ")  # the window header every history answer starts with
+    assert lines[2].startswith("interface bytes")  # summary before points
     res = await call_tool(server, "list_timeseries", {"entity": "host", "start": start, "end": end})
     assert not res.is_error
     assert res.structured_content["series"][0]["members"]

@@ -1,0 +1,1 @@
+"""Short markdown playbooks served as flowscope://playbooks/<name> resources."""
