@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--clickhouse", default=None, metavar="URL",
                        help="ClickHouse server URL (default: embedded chDB in the data dir)")
     serve.add_argument("--local-networks", default=None, metavar="CIDRS", help="comma-separated local networks")
+    serve.add_argument("--retain-packets", default=None, metavar="SIZE",
+                       help="keep packets of --interface sources in a ring of capture files under the data dir, "
+                            "at most SIZE on disk (e.g. 2GiB)")
+    serve.add_argument("--retain-packets-for", default=None, metavar="AGE",
+                       help="and for at most AGE (e.g. 24h); alone, the ring holds at most 1GiB")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
                        help="extra Host header accepted besides localhost (repeatable)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
@@ -214,7 +219,8 @@ def cmd_serve(args) -> int:
 
     overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
                      interfaces=args.interface, collect=args.collect,
-                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin)
+                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
+                     retain_packets=args.retain_packets, retain_packets_for=args.retain_packets_for)
     if args.local_networks:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
