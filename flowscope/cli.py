@@ -195,10 +195,14 @@ def cmd_ingest(args) -> int:
             current.append(path)
         bar.set_postfix(flows=summary.flows, packets=summary.packets)
 
+    from flowscope.services.packets import ingest_recorder
+
+    interface_ids, remember_files = ingest_recorder(store, args.files)  # where each flow's packets are
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
                            active_timeout=args.active_timeout or cfg.file_active_timeout,
-                           enrich=geo.enrich_flow_rows, progress=progress)
+                           interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
+                           progress=progress)
     if bar is not None:
         bar.update(bar.total - bar.n)
         bar.close()

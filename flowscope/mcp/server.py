@@ -81,6 +81,11 @@ def _wrapper(app, spec: ToolSpec):
     return call
 
 
+def _component_info(app, name: str):
+    info = getattr(app.components.get(name), "info", None)
+    return info() if info else None
+
+
 def _error(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
@@ -97,6 +102,9 @@ def build_mcp(app) -> MCPServer:
             meta={"flowscope/area": spec.area, "flowscope/write": spec.write},
         )
         server._tool_manager.get_tool(spec.name).parameters = toolkit.input_schema(spec)
+    from flowscope.mcp import packet_resource
+
+    packet_resource.register(server, app)
     return server
 
 
@@ -150,7 +158,8 @@ def build_http_app(app) -> Any:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": flowscope.__version__,
                              "sources": [s.info() for s in app.sources.items],
-                             "flows_written": app.writer.written, "live_flows": len(app.live)})
+                             "flows_written": app.writer.written, "live_flows": len(app.live),
+                             "packets": _component_info(app, "packets")})
 
     @contextlib.asynccontextmanager
     async def lifespan(_):

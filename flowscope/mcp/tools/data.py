@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.mcp.tools.packets import PacketsInfo, packets_info
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
 
@@ -32,6 +33,8 @@ class Interface(BaseModel):
 class Interfaces(BaseModel):
     interfaces: list[Interface]
     flows_stored: int
+    packets: PacketsInfo | None = Field(None, description="Packet retention rings, answer limits and extraction "
+                                                          "counters (get_flow_packets)")
 
     def text(self) -> str:
         return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
@@ -52,7 +55,7 @@ async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     collector = call.app.components.get("collector")
     for extra in getattr(collector, "interfaces", lambda: [])():
         items.append(Interface(live_flows=0, **extra))
-    return Interfaces(interfaces=items, flows_stored=call.app.writer.written)
+    return Interfaces(interfaces=items, flows_stored=call.app.writer.written, packets=packets_info(call.app))
 
 
 def _catalog():

@@ -12,7 +12,9 @@ from typing import Any
 
 HEADER_LAYERS = {"frame", "eth", "sll", "vlan", "ip", "ipv6", "tcp", "udp", "sctp", "icmp", "icmpv6", "arp",
                  "igmp", "gre", "dns", "mdns", "llmnr", "tls", "http", "dhcp", "dhcpv6", "ntp"}
-HEADER_COLUMNS = ("tcp", "udp", "icmp", "arp", "dns", "mdns", "llmnr", "tls", "ssl", "dhcp", "ntp")
+#: summary lines whose Info tshark may take as is for headers-only callers (TCP and UDP lines can
+#: carry the first line of a reassembled message of any protocol, so theirs is rebuilt)
+HEADER_COLUMNS = ("icmp", "arp", "dns", "mdns", "llmnr", "tls", "ssl", "dhcp", "ntp")
 SECRET_FIELDS = {"http.authorization", "http.proxy_authorization", "http.authbasic", "http.cookie",
                  "http.cookie_pair", "http.set_cookie", "http.request.line", "http.response.line",
                  "tls.app_data", "http.file_data", "http.www_authenticate"}
