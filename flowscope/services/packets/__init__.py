@@ -9,6 +9,7 @@ and only those flows' packets are extracted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -142,10 +143,15 @@ class PacketService:
             loc = known.get(k.flow_id) or (self.where.get(k.interface_id) if k.live else None)
             groups.setdefault(loc, []).append(k)
         jobs: list[tuple[Path, list[FlowKey]]] = []
+        missing = []
         for loc, ks in groups.items():
             files = files_for(loc, ks, self.settings.retain_age_s if loc and loc.kind == "ring" else None)
-            ext.warnings += files.warnings + ([files.missing] if files.missing else [])
+            ext.warnings += files.warnings
+            missing += [files.missing] if files.missing else []
             jobs += [(p, ks) for p in files.paths]
+        if missing and not jobs:
+            raise PacketError(missing[0])
+        ext.warnings += missing
         tmp = self.work / uuid.uuid4().hex
         tmp.mkdir()
         deadline = tshark.Deadline(self.settings.extract_timeout_s)
@@ -211,15 +217,17 @@ class PacketService:
     def summary(self, ext: Extraction, offset: int, limit: int, payload: bool) -> list[decode.SummaryLine]:
         if ext.path is None or offset >= ext.packets:
             return []
-        rows = tshark.summary(ext.path, offset + 1, min(offset + limit, ext.packets),
-                              tshark.Deadline(self.settings.extract_timeout_s))
+        with _decoding():
+            rows = tshark.summary(ext.path, offset + 1, min(offset + limit, ext.packets),
+                                  tshark.Deadline(self.settings.extract_timeout_s))
         return [decode.summary_line(r, payload) for r in rows]
 
     def details(self, ext: Extraction, numbers: list[int], payload: bool) -> list[dict[str, Any]]:
         numbers = sorted({n for n in numbers if 1 <= n <= ext.packets})
         if ext.path is None or not numbers:
             return []
-        layers = tshark.layers(ext.path, numbers, tshark.Deadline(self.settings.extract_timeout_s))
+        with _decoding():
+            layers = tshark.layers(ext.path, numbers, tshark.Deadline(self.settings.extract_timeout_s))
         return [{"number": n, "layers": decode.layer_fields(lay, payload)} for n, lay in zip(numbers, layers)]
 
     def pcap(self, ext: Extraction, offset: int, max_bytes: int, payload: bool) -> tuple[bytes, int, bool]:
@@ -242,6 +250,16 @@ class PacketService:
                            "pcap_bytes": s.pcap_bytes, "pcap_bytes_max": s.pcap_bytes_max,
                            "extract_timeout_s": s.extract_timeout_s},
                 "extraction": dict(self.stats)}
+
+
+@contextlib.contextmanager
+def _decoding():
+    try:
+        yield
+    except tshark.ExtractionTimeout:
+        raise PacketError("decoding took longer than the time limit: ask for fewer packets (limit)") from None
+    except tshark.PacketToolError as exc:
+        raise PacketError(str(exc)) from None
 
 
 def attach(app) -> PacketService:

@@ -81,7 +81,7 @@ def summary(pcap: Path, first: int, last: int, deadline: Deadline) -> list[list[
 
 def layers(pcap: Path, frames: list[int], deadline: Deadline) -> list[dict]:
     """tshark's JSON layers of the chosen packets."""
-    wanted = " ".join(str(int(n)) for n in frames)
+    wanted = ",".join(str(int(n)) for n in frames)
     out = run(["tshark", "-n", "-r", str(pcap), "-c", str(max(frames)), "-Y", f"frame.number in {{{wanted}}}",
                "-T", "json", "--no-duplicate-keys"], deadline)
     return [p["_source"]["layers"] for p in json.loads(out or "[]")]
