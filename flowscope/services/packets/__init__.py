@@ -117,7 +117,11 @@ class PacketService:
 
     # --- extraction --------------------------------------------------------------------------
     def extract(self, keys: list[FlowKey], begin: float | None = None, end: float | None = None) -> Extraction:
-        cache_key = (tuple(sorted((k.flow_id, k.last) for k in keys)), begin, end)
+        """The packets of `keys` (in [begin, end] when given) as one pcap. An extraction is reused
+        while the files it read are unchanged (a ring file dropped or grown means a new one)."""
+        jobs, warnings = self._plan(keys)
+        cache_key = (tuple(sorted((k.flow_id, k.last) for k in keys)), begin, end,
+                     tuple((str(p), _size(p)) for p, _ in jobs))
         with self._lock:
             hit = self._cache.get(cache_key)
             if hit is not None and hit.path and hit.path.exists():
@@ -125,7 +129,8 @@ class PacketService:
                 self.stats["cache_hits"] += 1
                 return hit
         with self._slots:
-            ext = self._extract(keys, begin, end)
+            ext = self._extract(keys, jobs, begin, end)
+        ext.warnings = warnings + ext.warnings
         with self._lock:
             self._cache[cache_key] = ext
             while len(self._cache) > CACHE_ENTRIES:
@@ -134,24 +139,28 @@ class PacketService:
                     old.path.unlink(missing_ok=True)
         return ext
 
-    def _extract(self, keys: list[FlowKey], begin: float | None, end: float | None) -> Extraction:
-        started = time.monotonic()
-        ext = Extraction(path=None, flows=keys)
+    def _plan(self, keys: list[FlowKey]) -> tuple[list[tuple[Path, list[FlowKey]]], list[str]]:
+        """Which files to read for which flows; PacketError when none of them is kept."""
         known = recorded(self.app.store, [k.flow_id for k in keys])
         groups: dict[Location | None, list[FlowKey]] = {}
         for k in keys:
             loc = known.get(k.flow_id) or (self.where.get(k.interface_id) if k.live else None)
             groups.setdefault(loc, []).append(k)
         jobs: list[tuple[Path, list[FlowKey]]] = []
-        missing = []
+        warnings, missing = [], []
         for loc, ks in groups.items():
             files = files_for(loc, ks, self.settings.retain_age_s if loc and loc.kind == "ring" else None)
-            ext.warnings += files.warnings
+            warnings += files.warnings
             missing += [files.missing] if files.missing else []
             jobs += [(p, ks) for p in files.paths]
         if missing and not jobs:
             raise PacketError(missing[0])
-        ext.warnings += missing
+        return jobs, warnings + missing
+
+    def _extract(self, keys: list[FlowKey], jobs: list[tuple[Path, list[FlowKey]]], begin: float | None,
+                 end: float | None) -> Extraction:
+        started = time.monotonic()
+        ext = Extraction(path=None, flows=keys)
         tmp = self.work / uuid.uuid4().hex
         tmp.mkdir()
         deadline = tshark.Deadline(self.settings.extract_timeout_s)
@@ -250,6 +259,13 @@ class PacketService:
                            "pcap_bytes": s.pcap_bytes, "pcap_bytes_max": s.pcap_bytes_max,
                            "extract_timeout_s": s.extract_timeout_s},
                 "extraction": dict(self.stats)}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 @contextlib.contextmanager
