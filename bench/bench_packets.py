@@ -18,7 +18,6 @@ Needs root for part 2 (skipped otherwise).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import shutil

@@ -38,3 +38,24 @@ def test_display_filters_come_from_validated_values():
     assert flow_filter(v6).endswith(" && icmpv6 && vlan.id == 7") and "ipv6.src == fd77::10" in flow_filter(v6)
     with pytest.raises(ValueError):
         flow_filter(FlowKey(1, "10.0.0.1 || 1", "10.0.0.2", 1, 2, 6, 0, 0.0, 1.0))
+
+
+def test_files_of_an_earlier_run_go_oldest_first_past_the_limit(tmp_path):
+    import struct
+
+    from flowscope.capture.retention import Ring
+
+    def pcap(name: str, ts: int, size: int) -> None:
+        body = b"\0" * (size - 40)
+        (tmp_path / name).write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+                                      + struct.pack("<IIII", ts, 0, len(body), len(body)) + body)
+
+    for i in range(1, 7):  # an earlier run's ring: 6 files of 100 kB
+        pcap(f"20250101000000_{i:05d}_20250101000{i}00.pcap", 1_735_689_600 + i * 60, 100_000)
+    ring = Ring("eth0", tmp_path, RingPlan.for_limits(400_000, None))
+    pcap(f"{ring.prefix}_00001_x.pcap", 1_735_700_000, 50_000)  # this run's first file
+    ring.enforce()
+    kept = sorted(p.name for p in tmp_path.glob("*.pcap"))
+    assert sum((tmp_path / n).stat().st_size for n in kept) <= 400_000
+    assert kept[0].startswith("20250101000000_00004_") and kept[-1].startswith(ring.prefix)
+    assert [f.first_ts for f in ring.files()][:1] == [1_735_689_600 + 4 * 60]
