@@ -229,6 +229,11 @@ def cmd_serve(args) -> int:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
     host, port = parse_listen(cfg.listen)
+    from flowscope.services.packets.settings import PacketSettings
+
+    packets = PacketSettings.of(cfg)  # a bad size or age stops here, with its reason
+    if packets.retaining:
+        packets.ring_plan()
     from flowscope.capture.ingest import IngestError, check_readable
 
     for path in cfg.pcaps:

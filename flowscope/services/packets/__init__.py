@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flowscope.auth import Principal
-from flowscope.capture.retention import Ring, RingPlan, dumpcap_available, ring_directory
+from flowscope.capture.retention import Ring, dumpcap_available, ring_directory
 from flowscope.services import flows as flows_svc
 from flowscope.services.packets import decode, pcapfile, tshark
 from flowscope.services.packets.filters import FlowKey, any_of
@@ -76,8 +76,7 @@ class PacketService:
             self.where[src["id"]] = file_location(src["name"])
         elif src["kind"] == "interface" and self.settings.retaining:
             directory = ring_directory(self.app.config.data_dir, src["name"])
-            ring = Ring(src["name"], directory,
-                        RingPlan.for_limits(self.settings.retain_bytes, self.settings.retain_age_s))
+            ring = Ring(src["name"], directory, self.settings.ring_plan())
             ring.start()
             self.rings[src["name"]] = ring
             self.where[src["id"]] = Location("ring", str(directory), src["name"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flowscope.capture.retention import RingPlan
 from flowscope.config import Config, parse_age, parse_size
 
 
@@ -24,6 +25,9 @@ class PacketSettings:
     @property
     def retaining(self) -> bool:
         return bool(self.retain_bytes or self.retain_age_s)
+
+    def ring_plan(self) -> RingPlan:
+        return RingPlan.for_limits(self.retain_bytes, self.retain_age_s)
 
     @classmethod
     def of(cls, config: Config) -> "PacketSettings":
