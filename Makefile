@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := tcpdump tshark snmpd snmp softflowd nfdump pmacct dnsmasq dnsutils iproute2 iputils-ping curl netcat-openbsd libndpi-bin
+DEBS := tcpdump tshark wireshark-common snmpd snmp softflowd nfdump pmacct dnsmasq dnsutils iproute2 iputils-ping curl netcat-openbsd libndpi-bin
 PORT ?= 3000
 DEMO_DATA ?= $(CURDIR)/data/demo
 

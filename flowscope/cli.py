@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--clickhouse", default=None, metavar="URL",
                        help="ClickHouse server URL (default: embedded chDB in the data dir)")
     serve.add_argument("--local-networks", default=None, metavar="CIDRS", help="comma-separated local networks")
+    serve.add_argument("--retain-packets", default=None, metavar="SIZE",
+                       help="keep packets of --interface sources in a ring of capture files under the data dir, "
+                            "at most SIZE on disk (e.g. 2GiB)")
+    serve.add_argument("--retain-packets-for", default=None, metavar="AGE",
+                       help="and for at most AGE (e.g. 24h); alone, the ring holds at most 1GiB")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
                        help="extra Host header accepted besides localhost (repeatable)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
@@ -210,10 +215,14 @@ def cmd_ingest(args) -> int:
             current.append(path)
         bar.set_postfix(flows=summary.flows, packets=summary.packets)
 
+    from flowscope.services.packets import ingest_recorder
+
+    interface_ids, remember_files = ingest_recorder(store, args.files)  # where each flow's packets are
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
                            active_timeout=args.active_timeout or cfg.file_active_timeout,
-                           enrich=geo.enrich_flow_rows, progress=progress)
+                           interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
+                           progress=progress)
     if bar is not None:
         bar.update(bar.total - bar.n)
         bar.close()
@@ -236,11 +245,17 @@ def cmd_serve(args) -> int:
                      interfaces=args.interface, collect=args.collect,
                      allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
                      tls_cert=args.tls_cert, tls_key=args.tls_key,
-                     toolsets=args.toolsets.split(",") if args.toolsets else None)
+                     toolsets=args.toolsets.split(",") if args.toolsets else None,
+                     retain_packets=args.retain_packets, retain_packets_for=args.retain_packets_for)
     if args.local_networks:
         overrides["local_networks"] = args.local_networks.split(",")
     cfg = _config(args, **overrides)
     host, port = parse_listen(cfg.listen)
+    from flowscope.services.packets.settings import PacketSettings
+
+    packets = PacketSettings.of(cfg)  # a bad size or age stops here, with its reason
+    if packets.retaining:
+        packets.ring_plan()
     from flowscope.capture.ingest import IngestError, check_readable
 
     for path in cfg.pcaps:

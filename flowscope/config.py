@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,9 @@ class Config:
     query_max_rows: int = 10_000
     #: MCP toolsets served by default (flowscope.mcp.toolsets); empty: the default set
     toolsets: list[str] = field(default_factory=list)
+    #: packet retention on live interfaces: ring size (e.g. "2GiB") and age (e.g. "24h"); None = off
+    retain_packets: str | None = None
+    retain_packets_for: str | None = None
     config_file: str | None = None
     file_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -111,3 +115,25 @@ class Config:
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_listen(self.listen)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+               "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4, "tib": 1024**4}
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from '2GiB', '500MB', '1.5G' or a number of bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 2GiB, 500MB or a number of bytes)")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_age(text: str | int) -> int:
+    """Seconds from '24h', '7d', '90m', '30s' or a number of seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdwSMHDW]?)\s*", str(text))
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 24h, 7d, 90m or a number of seconds)")
+    return int(float(m.group(1)) * _AGE_UNITS[(m.group(2) or "s").lower()])

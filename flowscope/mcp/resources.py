@@ -10,9 +10,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources as files
 from typing import Any
+from urllib.parse import parse_qsl
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
+
+from flowscope.mcp import packet_resource
 
 PLAYBOOKS = "flowscope.mcp.playbooks"
 
@@ -39,6 +42,8 @@ TEMPLATES = (
              "application/json"),
     Template("flowscope://tables/{table}", "table", "One table",
              "Columns of one table with types and comments.", "text/plain"),
+    Template(packet_resource.URI, "packets", "Packets of a flow (pcap)", packet_resource.DESCRIPTION,
+             "application/vnd.tcpdump.pcap"),
     Template("flowscope://charts/{entity}/{metric}", "chart", "Chart",
              "A PNG line chart of a named series over the default window, e.g. flowscope://charts/interface/bytes "
              "(entities and metrics: list_timeseries).", "image/png"),
@@ -97,10 +102,12 @@ class Resources:
             value = read()
             text = await value if hasattr(value, "__await__") else value
             return _contents(uri, resource.mime_type, text)
+        base, _, query = uri.partition("?")
         for t in TEMPLATES:
-            m = t.pattern.match(uri)
+            m = t.pattern.match(base)
             if m:
-                return await getattr(self, "read_" + t.name)(uri, **m.groupdict())
+                options = dict(parse_qsl(query)) if t.name == "packets" else {}
+                return await getattr(self, "read_" + t.name)(uri, **m.groupdict(), **options)
         raise _not_found(uri)
 
     # --- readers ---------------------------------------------------------------------------
@@ -147,6 +154,17 @@ class Resources:
         if res.is_error:
             raise _not_found(uri, "Resource not found: " + res.content[0].text)
         return _contents(uri, "text/plain", res.content[0].text)
+
+    async def read_packets(self, uri: str, flow_id: str, offset: str = "0", max_bytes: str = "0"
+                           ) -> types.ReadResourceResult:
+        if not (offset.isdigit() and max_bytes.isdigit()):
+            raise _not_found(uri, "Resource not found: offset and max_bytes are numbers")
+        try:
+            data = await packet_resource.flow_pcap(self.surface.app, self.surface.principal(), flow_id,
+                                                   int(offset), int(max_bytes))
+        except Exception as exc:  # out of scope, unknown flow, packets gone: the reason, not a trace
+            raise _not_found(uri, f"Resource not found: {str(exc)[:300]}") from None
+        return _contents(uri, "application/vnd.tcpdump.pcap", data)
 
     async def read_chart(self, uri: str, entity: str, metric: str) -> types.ReadResourceResult:
         spec = self.surface.specs["chart"]

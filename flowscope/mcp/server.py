@@ -84,6 +84,11 @@ def _unexpected(spec: ToolSpec, principal, exc: Exception) -> str:
             "or give the error id to the server's admin")
 
 
+def _component_info(app, name: str):
+    info = getattr(app.components.get(name), "info", None)
+    return info() if info else None
+
+
 def _error(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
@@ -191,5 +196,8 @@ def _health(app, authorization: str | None) -> dict[str, Any]:
                 source["name"] = os.path.basename(source["name"])
             if source["error"]:
                 source["error"] = "failed; the server's admin sees why"
-    return {**answer, "version": flowscope.__version__, "sources": sources,
-            "flows_written": app.writer.written, "live_flows": len(app.live)}
+    answer = {**answer, "version": flowscope.__version__, "sources": sources,
+              "flows_written": app.writer.written, "live_flows": len(app.live)}
+    if principal.is_admin:
+        answer["packets"] = _component_info(app, "packets")
+    return answer

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 TOOLSETS: dict[str, str] = {
-    "flows": "live and historical flows, monitored sources, the nDPI catalogue",
+    "flows": "live and historical flows, their packets, monitored sources, the nDPI catalogue",
     "hosts": "one host's information, top talkers, countries, networks, host labels",
     "assets": "LAN inventory: MAC information, asset search, device discovery",
     "timeseries": "traffic over time, top applications and protocols, charts (PNG)",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 from flowscope.services.hosts import labels
 from flowscope.services import sources as sources_svc
+from flowscope.mcp.tools.packets import PacketsInfo, packets_info
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
 from flowscope.store.scopes import readable_tables
@@ -36,6 +37,8 @@ class Interface(BaseModel):
 class Interfaces(BaseModel):
     interfaces: list[Interface]
     flows_stored: int = Field(description="Flows in the history (users limited to networks: the ones they see)")
+    packets: PacketsInfo | None = Field(None, description="Packet retention rings, answer limits and extraction "
+                                                          "counters (get_flow_packets)")
 
     def text(self) -> str:
         return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
@@ -49,7 +52,8 @@ async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     flow and drop counters and their state. Users limited to networks see the sources of their
     traffic, with the counters of the flows they may see."""
     items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
-    return Interfaces(interfaces=[Interface.model_validate(s) for s in items], flows_stored=stored)
+    return Interfaces(interfaces=[Interface.model_validate(s) for s in items], flows_stored=stored,
+                      packets=None if call.scope.restricted else packets_info(call.app))
 
 
 def _catalog():
