@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from flowscope.config import Config, default_data_dir, parse_listen
+from flowscope.config import Config, parse_listen
 from flowscope.store.backend import StoreUnavailable
 
 
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra Host header accepted besides localhost (repeatable)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                        help="extra Origin accepted (repeatable)")
+    serve.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus /metrics here without a token (on --listen it needs an admin token)")
 
     ingest = sub.add_parser("ingest", help="import capture files offline")
     _common(ingest)
@@ -83,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args, **overrides) -> Config:
-    data_dir = args.data_dir or default_data_dir()
-    return Config(data_dir=data_dir, config_file=args.config, **{k: v for k, v in overrides.items() if v})
+    """Settings with what was given on the command line on top (flags left out do not count)."""
+    given = dict(data_dir=args.data_dir, config_file=args.config, **overrides)
+    return Config(**{k: v for k, v in given.items() if v not in (None, [], "")})
 
 
 def fail(message: str) -> int:
@@ -169,7 +172,8 @@ def cmd_ingest(args) -> int:
             check_readable(path)
         except IngestError as exc:
             return fail(str(exc))
-    cfg = _config(args, clickhouse_url=args.clickhouse)
+    cfg = _config(args, clickhouse_url=args.clickhouse, file_idle_timeout=args.idle_timeout,
+                  file_active_timeout=args.active_timeout)
     store = Store(cfg.data_dir, cfg.clickhouse_url)
     store.migrate()
     hosts = cfg.section("hosts")
@@ -191,8 +195,7 @@ def cmd_ingest(args) -> int:
         bar.set_postfix(flows=summary.flows, packets=summary.packets)
 
     summary = ingest_files(store, args.files, workers=args.workers,
-                           idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
-                           active_timeout=args.active_timeout or cfg.file_active_timeout,
+                           idle_timeout=cfg.file_idle_timeout, active_timeout=cfg.file_active_timeout,
                            enrich=geo.enrich_flow_rows, progress=progress)
     if bar is not None:
         bar.update(bar.total - bar.n)
@@ -212,12 +215,10 @@ def cmd_serve(args) -> int:
     from flowscope.app import App
     from flowscope.mcp.server import build_http_app
 
-    overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
-                     interfaces=args.interface, collect=args.collect,
-                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin)
-    if args.local_networks:
-        overrides["local_networks"] = args.local_networks.split(",")
-    cfg = _config(args, **overrides)
+    cfg = _config(args, listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
+                  interfaces=args.interface, collect=args.collect, local_networks=args.local_networks,
+                  allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
+                  metrics_listen=args.metrics_listen)
     host, port = parse_listen(cfg.listen)
     from flowscope.capture.ingest import IngestError, check_readable
 

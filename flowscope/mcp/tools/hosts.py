@@ -775,7 +775,8 @@ class NetworkInfo(BaseModel):
 
 class Networks(BaseModel):
     networks: list[NetworkInfo]
-    source: str = Field(description="Where the list comes from: --local-networks / config file, or the default")
+    source: str = Field(description="Where the list comes from: command line, environment FLOWSCOPE_LOCAL_NETWORKS, "
+                                    "config file PATH, or default")
 
     def text(self) -> str:
         return "\n".join(f"{n.network}" + (f": {n.hosts} hosts, sent {n.bytes_sent} B, received {n.bytes_rcvd} B"
@@ -797,9 +798,7 @@ def networks(app, principal, p: NetworksParams) -> Networks:
                 f"WHERE {q.cidr_sql('ip', [n])} AND {vis}").dicts()[0]
             info.hosts, info.bytes_sent, info.bytes_rcvd = int(r["hosts"]), int(r["s"]), int(r["r"])
         out.append(info)
-    cfg = getattr(app, "config", None)
-    src = "configuration (--local-networks or [flowscope] local_networks)" if cfg is not None else "default"
-    return Networks(networks=out, source=src)
+    return Networks(networks=out, source=app.config.source_of("local_networks"))
 
 
 @tool(title="Local networks", example={})
