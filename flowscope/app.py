@@ -5,16 +5,15 @@ Like datasette's app, it is what the CLI builds, the HTTP server serves and the 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
-import pkgutil
 from typing import Any, Callable
 
 from flowscope.auth import Auth
 from flowscope.capture.sources import Sources
 from flowscope.config import Config
 from flowscope.flows.live import LiveTable
+from flowscope.modules import StartupError, attach_components, startup_modules
 from flowscope.store import Store
 from flowscope.store.writer import FlowWriter
 
@@ -35,7 +34,9 @@ class App:
                                  self.enrich_flows)
         self.sources = Sources(self)
         self.components: dict[str, Any] = {}
-        self._attach_components()
+        #: parts that cannot run here (module name -> reason), shown in /health and get_interfaces
+        self.unavailable: dict[str, str] = {}
+        attach_components(self, startup_modules(config.plugins))
         if "hosts" in self.components:
             from flowscope.services.hosts.geo import enrich_flow_rows
 
@@ -58,26 +59,6 @@ class App:
             enrich(rows)
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def _attach_components(self) -> None:
-        import flowscope.services as services
-
-        for mod in pkgutil.iter_modules(services.__path__, "flowscope.services."):
-            try:
-                module = importlib.import_module(mod.name)
-            except Exception:
-                log.exception("could not load component %s", mod.name)
-                continue
-            attach = getattr(module, "attach", None)
-            if attach is None:
-                continue
-            try:
-                comp = attach(self)
-            except Exception:
-                log.exception("component %s failed to attach", mod.name)
-                continue
-            if comp is not None:
-                self.components[mod.name.rsplit(".", 1)[-1]] = comp
-
     def start_sources(self) -> None:
         self.writer.start()
         for path in self.config.pcaps:
@@ -95,8 +76,8 @@ class App:
                 result = start()
                 if inspect.isawaitable(result):
                     await result
-            except Exception:
-                log.exception("component %s failed to start", name)
+            except Exception as exc:
+                raise StartupError(f"component {name} failed to start ({type(exc).__name__}: {exc})") from exc
 
     async def stop(self) -> None:
         for name, comp in reversed(list(self.components.items())):

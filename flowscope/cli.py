@@ -8,6 +8,8 @@ import os
 import sys
 
 from flowscope.config import Config, parse_listen
+from flowscope.modules import StartupError
+from flowscope.services.snmp.cli import add_cli as add_snmp_cli
 from flowscope.store.backend import StoreUnavailable
 
 
@@ -75,12 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("--pcap", action="append", default=[], metavar="FILE")
     stdio.add_argument("--clickhouse", default=None, metavar="URL")
 
-    try:
-        from flowscope.services.snmp.cli import add_cli
-
-        add_cli(sub)
-    except ImportError:
-        pass
+    add_snmp_cli(sub)
     return parser
 
 
@@ -113,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stdio(args)
         if args.command == "snmp" and hasattr(args, "func"):
             return args.func(args)
-    except (ValueError, StoreUnavailable) as exc:
+    except (ValueError, StoreUnavailable, StartupError) as exc:
         return fail(str(exc))
     parser.print_help()
     return 2

@@ -140,6 +140,7 @@ class Config(BaseSettings):
     max_live_flows: int = Field(1_000_000, ge=1)
     query_timeout_s: int = Field(30, ge=1)
     query_max_rows: int = Field(10_000, ge=1)
+    plugins: StrList = Field(default_factory=list, description="modules to load: their tools and components")
     #: the whole TOML document, for `section(name)`
     file_settings: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -160,7 +161,8 @@ class Config(BaseSettings):
         self._sources = {name: _source(name, values, path, document) for name in type(self).model_fields}
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
 
-    @field_validator("pcaps", "interfaces", "collect", "allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("pcaps", "interfaces", "collect", "allowed_hosts", "allowed_origins", "plugins",
+                     mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib
 import inspect
 import json
 import logging
-import pkgutil
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -21,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import flowscope
+from flowscope import modules
 from flowscope.auth import token_from_header
 from flowscope.mcp import toolkit
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
@@ -36,14 +35,9 @@ get_historical_flow (what happened), get_host_info (what is this host) and query
 the flows table, whose columns follow ntopng's names; use describe_table flows first)."""
 
 
-def load_tools() -> dict[str, ToolSpec]:
-    import flowscope.mcp.tools as tools
-
-    for mod in pkgutil.iter_modules(tools.__path__, "flowscope.mcp.tools."):
-        try:
-            importlib.import_module(mod.name)
-        except Exception:
-            log.exception("could not load tools from %s", mod.name)
+def load_tools(unavailable: dict[str, str] | None = None) -> dict[str, ToolSpec]:
+    """Every tool; a tool module that fails to import stops the server (`StartupError`)."""
+    modules.load_tools({} if unavailable is None else unavailable)
     return REGISTRY
 
 
@@ -88,7 +82,7 @@ def _error(message: str) -> CallToolResult:
 def build_mcp(app) -> MCPServer:
     server = MCPServer(name="flowscope", title="flowscope", version=flowscope.__version__,
                        instructions=INSTRUCTIONS, log_level="WARNING")
-    for spec in load_tools().values():
+    for spec in load_tools(app.unavailable).values():
         server.add_tool(
             _wrapper(app, spec), name=spec.name, title=spec.title, description=toolkit.describe(spec),
             annotations=ToolAnnotations(title=spec.title, read_only_hint=not spec.write,
@@ -150,7 +144,8 @@ def build_http_app(app) -> Any:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": flowscope.__version__,
                              "sources": [s.info() for s in app.sources.items],
-                             "flows_written": app.writer.written, "live_flows": len(app.live)})
+                             "flows_written": app.writer.written, "live_flows": len(app.live),
+                             "unavailable": modules.unavailable_list(app.unavailable)})
 
     @contextlib.asynccontextmanager
     async def lifespan(_):

@@ -33,6 +33,7 @@ LAYERS = {
     "max_live_flows": (61, "62", 63, 62),
     "query_timeout_s": (71, "72", 73, 72),
     "query_max_rows": (81, "82", 83, 82),
+    "plugins": (["file_plugin"], "env_a,env_b", ["cli_plugin"], ["env_a", "env_b"]),
 }
 
 

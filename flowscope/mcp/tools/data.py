@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
+from flowscope.modules import unavailable_list
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
 
@@ -29,14 +30,22 @@ class Interface(BaseModel):
     error: str | None = None
 
 
+class Unavailable(BaseModel):
+    name: str = Field(description="Module of the component or tools that cannot run here")
+    reason: str
+
+
 class Interfaces(BaseModel):
     interfaces: list[Interface]
     flows_stored: int
+    unavailable: list[Unavailable] = Field(default_factory=list,
+                                           description="Components that cannot run here, with the reason")
 
     def text(self) -> str:
-        return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
-                         f"{'?' if i.drops is None else i.drops} drops{' error: ' + i.error if i.error else ''}" for i in self.interfaces) \
-            or "no sources: start flowscope serve with --pcap FILE or --interface IFACE"
+        lines = [f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
+                 f"{'?' if i.drops is None else i.drops} drops{' error: ' + i.error if i.error else ''}"
+                 for i in self.interfaces] or ["no sources: start flowscope serve with --pcap FILE or --interface IFACE"]
+        return "\n".join(lines + [f"unavailable {u.name}: {u.reason}" for u in self.unavailable])
 
 
 @tool(title="Monitored sources", example={})
@@ -52,7 +61,8 @@ async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     collector = call.app.components.get("collector")
     for extra in getattr(collector, "interfaces", lambda: [])():
         items.append(Interface(live_flows=0, **extra))
-    return Interfaces(interfaces=items, flows_stored=call.app.writer.written)
+    return Interfaces(interfaces=items, flows_stored=call.app.writer.written,
+                      unavailable=[Unavailable(**u) for u in unavailable_list(call.app.unavailable)])
 
 
 def _catalog():
