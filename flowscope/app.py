@@ -13,8 +13,8 @@ from flowscope.auth import Auth
 from flowscope.capture.sources import Sources
 from flowscope.config import Config
 from flowscope.flows.live import LiveTable
+from flowscope.metrics import MeteredStore, Metrics
 from flowscope.modules import StartupError, attach_components, startup_modules
-from flowscope.store import Store
 from flowscope.store.writer import FlowWriter
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ class App:
     def __init__(self, config: Config):
         self.config = config
         self.auth = Auth(config.data_dir)
-        self.store = Store(config.data_dir, config.clickhouse_url)
+        self.metrics = Metrics(self)
+        self.store = MeteredStore(self.metrics, config.data_dir, config.clickhouse_url)
         self.store.migrate()
         self.flow_hooks: list[Callable[[list[dict]], None]] = []
         self.source_hooks: list[Callable[[dict], None]] = []
@@ -67,6 +68,8 @@ class App:
             self.sources.start_interface(iface)
 
     async def start(self) -> None:
+        if self.config.metrics_listen:
+            self.metrics.serve(self.config.metrics_listen)
         self.start_sources()
         for name, comp in self.components.items():
             start = getattr(comp, "start", None)
@@ -93,4 +96,5 @@ class App:
         self.sources.stop()
         self.writer.put([f.as_row() for f in self.live.sweep()])  # flows still active: keep them
         self.writer.stop()
+        self.metrics.stop()
         self.store.close()

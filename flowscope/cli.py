@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+import flowscope
 from flowscope.config import Config, parse_listen
 from flowscope.modules import StartupError
 from flowscope.services.snmp.cli import add_cli as add_snmp_cli
@@ -21,6 +22,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowscope", description="Network intelligence for AI agents over MCP.")
+    parser.add_argument("--version", action="version", version=f"flowscope {flowscope.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="meter captures/interfaces and serve MCP over HTTP")

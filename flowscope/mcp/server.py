@@ -15,7 +15,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import flowscope
@@ -23,6 +23,7 @@ from flowscope import modules
 from flowscope.auth import token_from_header
 from flowscope.mcp import toolkit
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
+from flowscope.metrics import CONTENT_TYPE, metered_tool
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def build_mcp(app) -> MCPServer:
                        instructions=INSTRUCTIONS, log_level="WARNING")
     for spec in load_tools(app.unavailable).values():
         server.add_tool(
-            _wrapper(app, spec), name=spec.name, title=spec.title, description=toolkit.describe(spec),
+            metered_tool(app.metrics, spec.name, _wrapper(app, spec)), name=spec.name, title=spec.title, description=toolkit.describe(spec),
             annotations=ToolAnnotations(title=spec.title, read_only_hint=not spec.write,
                                         destructive_hint=spec.destructive, idempotent_hint=not spec.write,
                                         open_world_hint=False),
@@ -147,6 +148,16 @@ def build_http_app(app) -> Any:
                              "flows_written": app.writer.written, "live_flows": len(app.live),
                              "unavailable": modules.unavailable_list(app.unavailable)})
 
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format; on this listener only for an admin token (Bearer or Token)."""
+        token = token_from_header(request.headers.get("authorization"))
+        principal = app.auth.authenticate(token) if token else None
+        if principal is None or not principal.is_admin:
+            return PlainTextResponse("an admin token is needed (Authorization: Bearer T), or serve metrics "
+                                     "without one on --metrics-listen HOST:PORT\n",
+                                     status_code=401 if principal is None else 403)
+        return Response(app.metrics.text(), media_type=CONTENT_TYPE)
+
     @contextlib.asynccontextmanager
     async def lifespan(_):
         async with server.session_manager.run():
@@ -159,6 +170,7 @@ def build_http_app(app) -> Any:
     routes = list(inner.routes) + [
         Route(NTOPNG_PATH, endpoint=mcp_route.endpoint),
         Route("/health", endpoint=health, methods=["GET"]),
+        Route("/metrics", endpoint=metrics, methods=["GET"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server
