@@ -63,7 +63,7 @@ def attach_components(app: Any, modules: list[tuple[str, bool]]) -> None:
         attach = getattr(module, "attach", None)
         if attach is None:
             continue
-        short = name.rsplit(".", 1)[-1]
+        short = getattr(module, "COMPONENT", name.rsplit(".", 1)[-1])
         try:
             comp = attach(app)
         except ComponentUnavailable as exc:

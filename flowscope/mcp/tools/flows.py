@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services import flows as svc
+from flowscope.services import flows as flow_service
 from flowscope.services.flows import FlowFilter, FlowQueryError, L4_BY_NUMBER, iso
 
 SortKey = Literal["bytes", "packets", "first_seen", "last_seen", "duration", "score"]
@@ -94,7 +94,7 @@ class FlowsPage(BaseModel):
 
 def _live_page(call: ToolContext, p: LiveFlowsParams, flt: FlowFilter) -> FlowsPage:
     try:
-        flows = svc.sort_flows(svc.visible_live(call.app, call.principal, flt), p.sort, p.descending)
+        flows = flow_service.sort_flows(flow_service.visible_live(call.app, call.principal, flt), p.sort, p.descending)
     except FlowQueryError as exc:
         raise ToolError(str(exc)) from None
     page = flows[p.offset:p.offset + p.limit]
@@ -161,7 +161,7 @@ _GROUP_KEYS = {
 async def get_live_flows_summary(call: ToolContext, params: SummaryParams) -> Summary:
     """Live flows grouped by application, category, L4 protocol, source, destination or country
     (when known), largest first by bytes."""
-    flows = svc.visible_live(call.app, call.principal, params.flow_filter())
+    flows = flow_service.visible_live(call.app, call.principal, params.flow_filter())
     key = _GROUP_KEYS[params.group_by]
     groups: dict[str, list[int]] = {}
     for f in flows:
@@ -209,11 +209,11 @@ async def get_historical_flow(call: ToolContext, params: HistoryParams) -> Flows
     """Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
     by flow_id. Without begin/end all stored history is searched (capture files keep their own times)."""
     if params.flow_id is not None:
-        row = svc.history_flow(call.app, call.principal, params.flow_id)
+        row = flow_service.history_flow(call.app, call.principal, params.flow_id)
         return FlowsPage(flows=[Flow.of(row)] if row else [], truncated=False)
     try:
-        begin, end = svc.parse_time(params.begin), svc.parse_time(params.end)
-        rows, more = svc.search_history(call.app, call.principal, params.flow_filter(), begin, end,
+        begin, end = flow_service.parse_time(params.begin), flow_service.parse_time(params.end)
+        rows, more = flow_service.search_history(call.app, call.principal, params.flow_filter(), begin, end,
                                         params.sort, params.descending, params.limit, params.offset)
     except FlowQueryError as exc:
         raise ToolError(str(exc)) from None

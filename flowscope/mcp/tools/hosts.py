@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
-from flowscope.services.flows import FlowQueryError, iso, parse_time, time_where
+from flowscope.services.flows import FlowQueryError, iso, parse_time
 from flowscope.services.hosts import geo as geo_mod
-from flowscope.services.hosts import queries as q
+from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.model import Identity, canonical_ip
 from flowscope.services.hosts.netinfo import is_locally_administered, mac_text, manufacturer
@@ -247,8 +247,8 @@ def host_info(app, principal, p: HostInfoParams) -> HostInfo:
         raise ToolError(f"{ip} is outside your allowed networks")
     begin, end = _times(p.begin, p.end)
     svc = service(app)
-    hist = q.host_history(app.store, ip, p.vlan, begin, end, p.top)
-    live = q.live_host(q.live_rows(app), ip, p.vlan, p.top)
+    hist = host_queries.host_history(app.store, ip, p.vlan, begin, end, p.top)
+    live = host_queries.live_host(host_queries.live_rows(app), ip, p.vlan, p.top)
     idents = svc.model.get_host(ip, p.vlan)
     ident = _identification(idents, _label(app, ip))
     loc = geo_mod.lookup(ip).as_dict()
@@ -342,18 +342,7 @@ def mac_info(app, principal, p: MacInfoParams) -> MacInfo:
     svc = service(app)
     m = svc.model.get_mac(mac)
     begin, end = _times(p.begin, p.end)
-    params: dict[str, Any] = {"mac": int(mac.replace(":", ""), 16)}
-    tw = time_where(begin, end, params)
-    vis = principal.sql_filter(["ip"])
-    sides = ("(SELECT SRC_IP AS ip, SRC2DST_BYTES AS s_bytes, DST2SRC_BYTES AS r_bytes, SRC2DST_PACKETS AS "
-             "s_pkts, DST2SRC_PACKETS AS r_pkts, 1 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-             f"WHERE SRC_MAC = {{mac:UInt64}} AND {tw} UNION ALL SELECT DST_IP AS ip, DST2SRC_BYTES, SRC2DST_BYTES, "
-             "DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-             f"WHERE DST_MAC = {{mac:UInt64}} AND {tw})")
-    tot = app.store.query(f"SELECT {q._TOTALS} FROM {sides} WHERE {vis}", params).dicts()[0]
-    ip_rows = app.store.query(
-        f"SELECT ip, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last FROM {sides} WHERE {vis} "
-        "GROUP BY ip ORDER BY last DESC LIMIT 5000", params).rows
+    tot, ip_rows = host_queries.mac_traffic(app.store, mac, begin, end, principal.sql_filter(["ip"]))
     ips: dict[str, float] = {}
     for ip, last in ip_rows:
         if svc.local.is_local(ip) or m is not None and m.type == "network_device":
@@ -567,9 +556,7 @@ class LanDevices(BaseModel):
 def discover(app, principal, p: DiscoverParams) -> LanDevices:
     svc = service(app)
     since = None if p.include_inactive else _times(p.active_within, None)[0]
-    with svc.model._lock:
-        hosts = [h for h in svc.model.hosts.values() if h.is_local]
-        macs = list(svc.model.macs.values())
+    hosts, macs = svc.model.local_hosts_and_macs()
     out = []
     for h in hosts:
         if not principal.can_see(h.ip) or (since and h.last_seen < since):
@@ -644,7 +631,7 @@ class CountryStats(BaseModel):
 
 def country_stats(app, principal, p: CountryParams) -> CountryStats:
     begin, end = _times(p.begin, p.end)
-    hosts = q.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), "bytes", 200_000)
+    hosts = host_queries.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), "bytes", 200_000)
     agg: dict[str, dict[str, Any]] = {}
     unknown = 0
     g = geo_mod.geo()
@@ -723,7 +710,7 @@ def top_talkers(app, principal, p: TalkersParams) -> Talkers:
     rows: list[dict[str, Any]]
     if p.source == "live":
         rows = []
-        for (ip, vlan), t in q.live_hosts(q.live_rows(app)).items():
+        for (ip, vlan), t in host_queries.live_hosts(host_queries.live_rows(app)).items():
             if not principal.can_see(ip):
                 continue
             loc = svc.local.is_local(ip)
@@ -737,10 +724,10 @@ def top_talkers(app, principal, p: TalkersParams) -> Talkers:
         begin, end = _times(p.begin, p.end)
         local_sql = None
         if p.where == "local":
-            local_sql = q.cidr_sql("ip", nets)
+            local_sql = host_queries.cidr_sql("ip", nets)
         elif p.where == "remote":
-            local_sql = "NOT " + q.cidr_sql("ip", nets)
-        rows = q.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), p.by, p.limit + 1, local_sql)
+            local_sql = "NOT " + host_queries.cidr_sql("ip", nets)
+        rows = host_queries.all_hosts(app.store, begin, end, principal.sql_filter(["ip"]), p.by, p.limit + 1, local_sql)
         more = len(rows) > p.limit
         rows = rows[:p.limit]
     out = []
@@ -794,8 +781,8 @@ def networks(app, principal, p: NetworksParams) -> Networks:
         if p.with_traffic:
             vis = principal.sql_filter(["ip"])
             r = app.store.query(
-                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {q.host_sides()} "
-                f"WHERE {q.cidr_sql('ip', [n])} AND {vis}").dicts()[0]
+                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {host_queries.host_sides()} "
+                f"WHERE {host_queries.cidr_sql('ip', [n])} AND {vis}").dicts()[0]
             info.hosts, info.bytes_sent, info.bytes_rcvd = int(r["hosts"]), int(r["s"]), int(r["r"])
         out.append(info)
     return Networks(networks=out, source=app.config.source_of("local_networks"))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import ToolContext, ToolError, tool
 from flowscope.services.timeseries import catalogue as cat
-from flowscope.services.timeseries import query as q
+from flowscope.services.timeseries import query as ts_query
 from flowscope.services.timeseries.charting import CHART_TYPES, SQL_UNITS, build_chart
 
 TIME_HELP = ("ISO 8601 UTC (2024-05-01T10:00:00Z), epoch seconds, 'now' or relative (-6h, -2d). "
@@ -23,7 +23,7 @@ async def _run(fn):
 
     try:
         return await anyio.to_thread.run_sync(fn)
-    except q.TimeseriesError as exc:
+    except ts_query.TimeseriesError as exc:
         raise ToolError(str(exc)) from None
     except GuardError as exc:
         raise ToolError(f"query refused: {exc}") from None
@@ -88,7 +88,7 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
         for kind in cat.CATALOGUE.values():
             if params.entity and kind.entity != params.entity:
                 continue
-            metrics = q.available_metrics(call.app, kind)
+            metrics = ts_query.available_metrics(call.app, kind)
             info = SeriesInfo(
                 entity=kind.entity, description=kind.description, available=bool(metrics),
                 resolutions=kind.resolutions,
@@ -102,7 +102,7 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
                                         + ("; drops not available" if kind.entity == "interface" else ""))
             if params.entity and kind.key and metrics:
                 counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
-                r = q.rank(call.app, call.principal, kind.entity, kind.key, counter.name, params.start, params.end,
+                r = ts_query.rank(call.app, call.principal, kind.entity, kind.key, counter.name, params.start, params.end,
                            limit=params.limit)
                 info.members = [lab for lab, _ in r.items if lab != "other"]
             out.append(info)
@@ -188,14 +188,14 @@ async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetT
 
     def work() -> GetTimeseriesResult:
         specs = [s.model_dump() for s in params.series]
-        ss = q.fetch(call.app, call.principal, specs, params.start, params.end, params.resolution,
+        ss = ts_query.fetch(call.app, call.principal, specs, params.start, params.end, params.resolution,
                      params.max_points)
         out = [SeriesOut(entity=s.entity, metric=s.metric, label=s.label, filters=s.filters, unit=s.unit,
-                         kind=s.kind, summary=q.summarize(s, ss.times, ss.step),
+                         kind=s.kind, summary=ts_query.summarize(s, ss.times, ss.step),
                          values=s.values if params.include_points else None) for s in ss.series]
         return GetTimeseriesResult(
-            start=q.fmt_time(ss.start), end=q.fmt_time(ss.end), step_s=ss.step, source=ss.source, tables=ss.tables,
-            series=out, times=[q.fmt_time(t) for t in ss.times] if params.include_points else None,
+            start=ts_query.fmt_time(ss.start), end=ts_query.fmt_time(ss.end), step_s=ss.step, source=ss.source, tables=ss.tables,
+            series=out, times=[ts_query.fmt_time(t) for t in ss.times] if params.include_points else None,
             notes=list(dict.fromkeys(ss.notes)))
 
     return await _run(work)
@@ -305,13 +305,13 @@ async def _top(call: ToolContext, p: TopParams, dimension: str) -> TopResult:
     def work() -> TopResult:
         filters = {"interface_id": str(p.interface_id)} if p.interface_id is not None else None
         others = [m for m in ("bytes", "packets", "flows") if m != p.metric]
-        r = q.rank(call.app, call.principal, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
+        r = ts_query.rank(call.app, call.principal, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
                    also=others)
         rows = []
         for i, (name, v) in enumerate(r.items):
             rows.append(TopRow(name=name, bytes=r.extra["bytes"][i] or 0, packets=r.extra["packets"][i] or 0,
                                flows=r.extra["flows"][i] or 0, share=round(v / r.total, 6) if r.total else 0.0))
-        return TopResult(start=q.fmt_time(r.start), end=q.fmt_time(r.end), ranked_by=p.metric, rows=rows,
+        return TopResult(start=ts_query.fmt_time(r.start), end=ts_query.fmt_time(r.end), ranked_by=p.metric, rows=rows,
                          total=int(r.total or 0), truncated=any(x.name == "other" for x in rows) and
                          len(rows) > p.limit, source=r.table)
 
