@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from fsharness import DEMO, PCAPS, Server, STANDARD_USERS, call_tool, cli, mcp_session
+from fsharness import DEMO, PCAPS, STANDARD_USERS, Server, call_tool, cli, corpus_pcap, mcp_session
 
 MALICIOUS_SQL = [
     "SELECT * FROM file('/etc/passwd', 'CSV', 'line String')",
@@ -124,13 +124,19 @@ def _inside(ip: str) -> bool:
     return ip.startswith("192.168.")
 
 
-async def test_restricted_user_sees_only_their_networks(server):
-    tok = "restricted"  # allowed 192.168.0.0/16
+@pytest.fixture
+def mixed(server):
+    """The server, which must hold flows inside and outside the restricted user's networks."""
+    corpus_pcap("quic.pcap")  # hosts in 192.168.1.0/24 beside the demo capture's 10.77.0.0/24
+    return server
+
+
+async def test_restricted_user_sees_only_their_networks(mixed):
+    server, tok = mixed, "restricted"  # allowed 192.168.0.0/16
     admin_live = await call_tool(server, "get_live_flows", {"limit": 1000})
     all_flows = admin_live.structured_content["flows"]
     outside = [f for f in all_flows if not _inside(f["src_ip"]) and not _inside(f["dst_ip"])]
-    if not outside or len(outside) == len(all_flows):
-        pytest.skip("needs the corpus capture quic.pcap beside the demo capture")
+    assert outside and len(outside) < len(all_flows)
     live = await call_tool(server, "get_live_flows", {"limit": 1000}, token=tok)
     flows = live.structured_content["flows"]
     assert flows and all(_inside(f["src_ip"]) or _inside(f["dst_ip"]) for f in flows)
@@ -173,23 +179,59 @@ async def test_restricted_user_sql_is_scoped(server):
     assert "audit_log" not in {t["name"] for t in tables.structured_content["tables"]}
 
 
-async def test_restricted_user_every_read_tool(server):
-    """Every read tool that takes no required argument answers without any 10.77.0.0/24 address."""
-    async with mcp_session(server, token="restricted") as session:
-        tools = (await session.list_tools()).tools
-        checked = 0
+HIDDEN = "10.77.0.1"  # a demo-capture host outside the restricted user's 192.168.0.0/16
+
+
+def sweep_arguments(hidden_flow_id: int, hidden_mac: str) -> dict[str, dict]:
+    """Arguments aimed at data the restricted user must not see, for every read tool that takes any."""
+    split_hosts = {"entity": "host", "split_by": "host", "start": "-3650d"}
+    return {
+        "describe_table": {"table": "flows"},
+        "query": {"sql": "SELECT SRC_IP, DST_IP FROM flows"},
+        "resolve_proto": {"names": ["DNS"]},
+        "get_live_flow": {"flow_id": hidden_flow_id},
+        "get_live_flows": {"host": HIDDEN, "limit": 1000},
+        "get_live_flows_for_host": {"host": HIDDEN},
+        "get_historical_flow": {"host": HIDDEN, "limit": 1000},
+        "get_host_info": {"ip": HIDDEN},
+        "get_mac_info": {"mac": hidden_mac},
+        "get_exporter_interfaces": {"exporter": HIDDEN},
+        "get_snmp_device_info": {"device": HIDDEN},
+        "get_snmp_device_config": {"device": HIDDEN},
+        "get_snmp_interface_details": {"device": HIDDEN},
+        "get_timeseries": {"series": [{"entity": "host", "split_by": "host"}], "start": "-3650d"},
+        "chart": {"type": "bar", **split_hosts},
+        "list_timeseries": {"entity": "host"},
+        "get_top_talkers": {"by": "bytes", "where": "all", "limit": 1000},
+    }
+
+
+#: read tools that answer a question about a hidden address with a refusal, not with data
+REFUSED = {"get_live_flows_for_host", "get_host_info", "get_mac_info", "get_snmp_device_info",
+           "get_snmp_device_config", "get_snmp_interface_details"}
+
+
+async def test_restricted_user_every_read_tool(mixed):
+    """Every read tool, called with arguments aimed at hidden hosts, answers without them."""
+    admin_flows = (await call_tool(mixed, "get_live_flows", {"limit": 1000})).structured_content["flows"]
+    hidden_id = next(f["flow_id"] for f in admin_flows if HIDDEN in (f["src_ip"], f["dst_ip"]))
+    mac = await call_tool(mixed, "query", {"sql": f"SELECT if(SRC_IP = '{HIDDEN}', SRC_MAC_ADDR, DST_MAC_ADDR) "
+                                                  f"FROM flows WHERE '{HIDDEN}' IN (SRC_IP, DST_IP) LIMIT 1"})
+    arguments = sweep_arguments(hidden_id, mac.structured_content["rows"][0][0])
+    outcomes = {}
+    async with mcp_session(mixed, token="restricted") as session:
+        tools = [t for t in (await session.list_tools()).tools if t.annotations.read_only_hint]
         for t in tools:
-            if t.annotations.read_only_hint is False:
-                continue
-            if t.name in ("query", "describe_table", "resolve_proto", "get_live_flow", "chart"):
-                continue
-            res = await session.call_tool(t.name, {})
+            assert not t.input_schema.get("required") or t.name in arguments, f"no sweep arguments for {t.name}"
+            res = await session.call_tool(t.name, arguments.get(t.name, {}))
+            text = res.content[0].text + str(res.structured_content)
             if res.is_error:
-                continue  # tools with required arguments answer with an error, never with data
-            checked += 1
-            text = str(res.structured_content)
+                text = text.replace(HIDDEN, "")  # a refusal may name the address it was asked about
             assert "10.77.0." not in text and "fd77::" not in text, (t.name, text[:500])
-        assert checked >= 5
+            outcomes[t.name] = "refused" if res.is_error else "answered"
+    refused = {name for name, outcome in outcomes.items() if outcome == "refused"}
+    assert refused == REFUSED, outcomes
+    assert len(outcomes) == len(tools) >= 35
 
 
 def test_corrupt_and_truncated_captures(make_server, tmp_path):
@@ -256,7 +298,6 @@ async def test_history_survives_restart_and_kill9(tmp_path):
 @pytest.mark.parametrize("name", ["discord_mid_flow.pcap", "false_positives.pcapng", "bfd.pcap"])
 def test_worker_split_loses_nothing(tmp_path, name):
     """QinQ, PPPoE and VLAN frames: 2 workers store exactly what 1 worker stores."""
-    from fsharness import corpus_pcap
     import re
 
     path = str(corpus_pcap(name))
