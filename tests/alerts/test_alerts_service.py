@@ -9,9 +9,11 @@ import time
 import pytest
 
 from flowscope.auth import Principal
+from flowscope.capture.ingest import ingest_files
 from flowscope.services.alerts.model import risk_slug
 
 from alert_helpers import flow
+from fsharness import corpus_pcap
 
 ADMIN = Principal("admin", "admin")
 LIMITED = Principal("lim", "user", allowed_networks=(ipaddress.ip_network("10.9.0.0/16"),))
@@ -239,13 +241,7 @@ def test_analyze_stored_flows(app, alerts):
 
 
 def test_corpus_capture_flow_risks(app, alerts):
-    from fsharness import corpus_pcap
-
     path = corpus_pcap("emotet.pcap")
-    try:
-        from flowscope.capture.ingest import ingest_files
-    except ImportError:
-        pytest.skip("ingest not available")
     rows_seen = []
 
     def on_rows(rows):

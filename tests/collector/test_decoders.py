@@ -9,7 +9,7 @@ import pytest
 
 from flowscope.collector.core import Collector
 from flowscope.collector.mapping import COLUMNS
-from tests.collector.conftest import need_exports, payload
+from collector_harness import need_exports, payload
 
 
 def ip4(text: str) -> int:
