@@ -115,6 +115,20 @@ def C(name: str, type_: str, comment: str, **kw) -> Column:
     return Column(name, type_, comment, **kw)
 
 
+def columns(text: str) -> tuple[Column, ...]:
+    """Plain columns written as a text table, one a line: name, ClickHouse type, comment.
+    A type may hold spaces inside parentheses, e.g. DateTime64(3, 'UTC')."""
+    out = []
+    for line in text.strip().splitlines():
+        name, rest = line.split(None, 1)
+        depth = end = 0
+        while end < len(rest) and (depth or not rest[end].isspace()):
+            depth += {"(": 1, ")": -1}.get(rest[end], 0)
+            end += 1
+        out.append(Column(name, rest[:end], rest[end:].strip()))
+    return tuple(out)
+
+
 def __getattr__(name: str) -> Any:
     """`TABLES` and the domain modules' names, loading the domains on first use."""
     if name.startswith("__"):

@@ -35,6 +35,8 @@ class LiveFlowsParams(FlowFilters):
 
 
 class Flow(BaseModel):
+    """One flow, live or from history: ends, protocols, counters in both directions, nDPI findings."""
+
     flow_id: int
     first_seen: str
     last_seen: str

@@ -381,6 +381,8 @@ async def get_mac_info(call: ToolContext, params: MacInfoParams) -> MacInfo:
 # ---- get_asset_info ---------------------------------------------------------------------------------
 
 class AssetParams(BaseModel):
+    limit: int = Field(50, ge=1, le=1000, description="Max assets")
+    offset: int = Field(0, ge=0, description="Skip this many (paging)")
     key: str | None = Field(None, description="Fetch one asset by key ('ip@vlan' for hosts, the MAC for MACs), "
                                                "with its change history")
     ip: str | None = Field(None, description="Assets with this IP (exact)")
@@ -393,11 +395,11 @@ class AssetParams(BaseModel):
     local_only: bool = Field(False, description="Only hosts inside the local networks (and MACs)")
     active_within: str | None = Field(None, description="Only assets seen since: " + TIME_HELP +
                                       "; default: all, inactive ones included")
-    limit: int = Field(50, ge=1, le=1000, description="Max assets")
-    offset: int = Field(0, ge=0, description="Skip this many (paging)")
 
 
 class Asset(BaseModel):
+    """One inventory entry (a host, a MAC or a network device) as passively learned."""
+
     type: str
     key: str
     ip: str

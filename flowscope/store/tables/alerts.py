@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowscope.store.schema import C, Table, register
+from flowscope.store.schema import C, Table, columns, register
 
 ALERTS = register(Table(
     name="alerts",
@@ -12,9 +12,11 @@ ALERTS = register(Table(
         "Rows are versioned (ReplacingMergeTree): read with FINAL to see the latest state."
     ),
     columns=(
-        C("alert_id", "UInt64", "Unique id of the alert"),
-        C("tstamp", "DateTime64(3, 'UTC')", "When the alert was raised (flow alerts: the flow's first packet)"),
-        C("tstamp_end", "DateTime64(3, 'UTC')", "When the condition ended, or was last seen while still engaged"),
+        *columns("""
+            alert_id    UInt64                Unique id of the alert
+            tstamp      DateTime64(3, 'UTC')  When the alert was raised (flow alerts: the flow's first packet)
+            tstamp_end  DateTime64(3, 'UTC')  When the condition ended, or was last seen while still engaged
+        """),
         C("entity_type", "LowCardinality(String)",
           "What the alert is about: host, flow, domain, am_host (active monitoring), snmp_device, "
           "snmp_interface, policy, system"),
@@ -27,17 +29,19 @@ ALERTS = register(Table(
         C("score", "UInt16", "Score contributed by the alert: higher is worse"),
         C("status", "LowCardinality(String)",
           "engaged (condition still true), released (condition ended) or stored (one-shot alert)"),
-        C("source", "LowCardinality(String)", "Component that raised it: flow, host, probe, snmp, policy"),
-        C("ip", "String", "Main host address concerned (host alerts, flow client), empty when none"),
-        C("peer_ip", "String", "Other host address (flow server), empty when none"),
-        C("description", "String", "Human-readable description"),
-        C("json", "String", "Evidence as JSON (flow fields, measurements, policy rows...)"),
-        C("occurrences", "UInt32", "How many times the same condition was seen while this alert stood"),
-        C("acknowledged", "UInt8", "1 when an analyst acknowledged the alert"),
-        C("ack_by", "String", "User who acknowledged it"),
-        C("ack_time", "DateTime64(3, 'UTC')", "When it was acknowledged"),
-        C("ack_comment", "String", "Comment given when acknowledging"),
-        C("version", "UInt64", "Row version: the highest wins (ReplacingMergeTree)"),
+        *columns("""
+            source        LowCardinality(String)  Component that raised it: flow, host, probe, snmp, policy
+            ip            String                  Main host address concerned (host alerts, flow client), empty when none
+            peer_ip       String                  Other host address (flow server), empty when none
+            description   String                  Human-readable description
+            json          String                  Evidence as JSON (flow fields, measurements, policy rows...)
+            occurrences   UInt32                  How many times the same condition was seen while this alert stood
+            acknowledged  UInt8                   1 when an analyst acknowledged the alert
+            ack_by        String                  User who acknowledged it
+            ack_time      DateTime64(3, 'UTC')    When it was acknowledged
+            ack_comment   String                  Comment given when acknowledging
+            version       UInt64                  Row version: the highest wins (ReplacingMergeTree)
+        """),
     ),
     engine="ReplacingMergeTree(version)",
     partition_by="toYYYYMM(tstamp)",

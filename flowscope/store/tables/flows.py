@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowscope.store.schema import C, Table, register, register_dictionary
+from flowscope.store.schema import C, Table, columns, register, register_dictionary
 
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
 
@@ -14,50 +14,54 @@ FLOWS = register(Table(
         "Times are UTC. Bytes are link-layer (frame) bytes, as ntopng and ndpiReader count them."
     ),
     columns=(
-        C("FLOW_ID", "UInt64", "Unique id of this flow row"),
-        C("IP_PROTOCOL_VERSION", "UInt8", "IP version: 4 or 6"),
-        C("FIRST_SEEN", "DateTime64(3, 'UTC')", "Time of the first packet"),
-        C("LAST_SEEN", "DateTime64(3, 'UTC')", "Time of the last packet"),
-        C("VLAN_ID", "UInt16", "802.1Q VLAN id, 0 when untagged"),
-        C("PACKETS", "UInt64", "Packets in both directions"),
-        C("TOTAL_BYTES", "UInt64", "Bytes in both directions (link layer)"),
-        C("SRC2DST_BYTES", "UInt64", "Bytes from client to server"),
-        C("DST2SRC_BYTES", "UInt64", "Bytes from server to client"),
-        C("SRC2DST_PACKETS", "UInt64", "Packets from client to server"),
-        C("DST2SRC_PACKETS", "UInt64", "Packets from server to client"),
-        C("PROTOCOL", "UInt8", "IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6)"),
-        C("IPV4_SRC_ADDR", "UInt32", "Client IPv4 address as a number, 0 for IPv6 flows"),
-        C("IPV4_DST_ADDR", "UInt32", "Server IPv4 address as a number, 0 for IPv6 flows"),
-        C("IPV6_SRC_ADDR", "IPv6", "Client IPv6 address, :: for IPv4 flows"),
-        C("IPV6_DST_ADDR", "IPv6", "Server IPv6 address, :: for IPv4 flows"),
-        C("IP_SRC_PORT", "UInt16", "Client L4 port (0 when the protocol has none)"),
-        C("IP_DST_PORT", "UInt16", "Server L4 port (0 when the protocol has none)"),
-        C("L7_PROTO", "UInt16", "nDPI application protocol id (see list_protos)"),
-        C("L7_PROTO_MASTER", "UInt16", "nDPI master protocol id, e.g. TLS for TLS.Google; 0 when none"),
-        C("L7_CATEGORY", "UInt16", "nDPI category id"),
-        C("FLOW_RISK", "UInt64", "nDPI flow risk bitmap (bit N set = risk id N)"),
+        *columns("""
+            FLOW_ID              UInt64                Unique id of this flow row
+            IP_PROTOCOL_VERSION  UInt8                 IP version: 4 or 6
+            FIRST_SEEN           DateTime64(3, 'UTC')  Time of the first packet
+            LAST_SEEN            DateTime64(3, 'UTC')  Time of the last packet
+            VLAN_ID              UInt16                802.1Q VLAN id, 0 when untagged
+            PACKETS              UInt64                Packets in both directions
+            TOTAL_BYTES          UInt64                Bytes in both directions (link layer)
+            SRC2DST_BYTES        UInt64                Bytes from client to server
+            DST2SRC_BYTES        UInt64                Bytes from server to client
+            SRC2DST_PACKETS      UInt64                Packets from client to server
+            DST2SRC_PACKETS      UInt64                Packets from server to client
+            PROTOCOL             UInt8                 IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6)
+            IPV4_SRC_ADDR        UInt32                Client IPv4 address as a number, 0 for IPv6 flows
+            IPV4_DST_ADDR        UInt32                Server IPv4 address as a number, 0 for IPv6 flows
+            IPV6_SRC_ADDR        IPv6                  Client IPv6 address, :: for IPv4 flows
+            IPV6_DST_ADDR        IPv6                  Server IPv6 address, :: for IPv4 flows
+            IP_SRC_PORT          UInt16                Client L4 port (0 when the protocol has none)
+            IP_DST_PORT          UInt16                Server L4 port (0 when the protocol has none)
+            L7_PROTO             UInt16                nDPI application protocol id (see list_protos)
+            L7_PROTO_MASTER      UInt16                nDPI master protocol id, e.g. TLS for TLS.Google; 0 when none
+            L7_CATEGORY          UInt16                nDPI category id
+            FLOW_RISK            UInt64                nDPI flow risk bitmap (bit N set = risk id N)
+        """),
         C("SCORE", "UInt16", "Flow score: nDPI's score of the flow's risks (sum over FLOW_RISK bits); higher "
                              "is more suspicious"),
-        C("INFO", "String", "Most relevant flow info: TLS SNI, HTTP host or DNS query"),
-        C("DOMAIN_NAME", "String", "Server name requested by the client (SNI, Host, DNS query)"),
-        C("CLIENT_FINGERPRINT", "String", "Client fingerprint (JA4/JA3 for TLS, HASSH for SSH)"),
-        C("SERVER_FINGERPRINT", "String", "Server fingerprint (JA3S for TLS, HASSH for SSH)"),
-        C("USER_AGENT", "String", "HTTP User-Agent seen in the flow"),
-        C("SRC_MAC", "UInt64", "Client MAC address as a number (0 when unknown)"),
-        C("DST_MAC", "UInt64", "Server MAC address as a number (0 when unknown)"),
-        C("COMMUNITY_ID", "String", "Community ID v1 flow hash, for joining with Zeek/Suricata"),
-        C("INTERFACE_ID", "UInt16", "Id of the source (interface, capture file or exporter) see get_interfaces"),
-        C("SRC2DST_TCP_FLAGS", "UInt8", "OR of TCP flags sent by the client"),
-        C("DST2SRC_TCP_FLAGS", "UInt8", "OR of TCP flags sent by the server"),
-        C("SRC_ASN", "UInt32", "Client autonomous system number, 0 when unknown"),
-        C("DST_ASN", "UInt32", "Server autonomous system number, 0 when unknown"),
-        C("SRC_COUNTRY_CODE", "LowCardinality(String)", "Client country ISO code, empty when unknown"),
-        C("DST_COUNTRY_CODE", "LowCardinality(String)", "Server country ISO code, empty when unknown"),
-        C("PROBE_IP", "String", "Address of the flow exporter, empty for packet sources"),
-        C("INPUT_SNMP", "UInt32", "Exporter input interface index (ifIndex)"),
-        C("OUTPUT_SNMP", "UInt32", "Exporter output interface index (ifIndex)"),
-        C("NEXT_HOP", "String", "Next-hop address reported by the exporter"),
-        C("SAMPLING_RATE", "UInt32", "1-in-N sampling applied by the exporter; counters are already scaled"),
+        *columns("""
+            INFO                String                  Most relevant flow info: TLS SNI, HTTP host or DNS query
+            DOMAIN_NAME         String                  Server name requested by the client (SNI, Host, DNS query)
+            CLIENT_FINGERPRINT  String                  Client fingerprint (JA4/JA3 for TLS, HASSH for SSH)
+            SERVER_FINGERPRINT  String                  Server fingerprint (JA3S for TLS, HASSH for SSH)
+            USER_AGENT          String                  HTTP User-Agent seen in the flow
+            SRC_MAC             UInt64                  Client MAC address as a number (0 when unknown)
+            DST_MAC             UInt64                  Server MAC address as a number (0 when unknown)
+            COMMUNITY_ID        String                  Community ID v1 flow hash, for joining with Zeek/Suricata
+            INTERFACE_ID        UInt16                  Id of the source (interface, capture file or exporter) see get_interfaces
+            SRC2DST_TCP_FLAGS   UInt8                   OR of TCP flags sent by the client
+            DST2SRC_TCP_FLAGS   UInt8                   OR of TCP flags sent by the server
+            SRC_ASN             UInt32                  Client autonomous system number, 0 when unknown
+            DST_ASN             UInt32                  Server autonomous system number, 0 when unknown
+            SRC_COUNTRY_CODE    LowCardinality(String)  Client country ISO code, empty when unknown
+            DST_COUNTRY_CODE    LowCardinality(String)  Server country ISO code, empty when unknown
+            PROBE_IP            String                  Address of the flow exporter, empty for packet sources
+            INPUT_SNMP          UInt32                  Exporter input interface index (ifIndex)
+            OUTPUT_SNMP         UInt32                  Exporter output interface index (ifIndex)
+            NEXT_HOP            String                  Next-hop address reported by the exporter
+            SAMPLING_RATE       UInt32                  1-in-N sampling applied by the exporter; counters are already scaled
+        """),
         C("SOURCE_TYPE", "LowCardinality(String)",
           "Where the row came from: pcap, interface, netflow5, netflow9, ipfix, sflow"),
         C("CLASSIFIED_BY", "LowCardinality(String)",
@@ -94,11 +98,11 @@ FLOWS = register(Table(
 NDPI_PROTOCOLS = register(Table(
     name="ndpi_protocols_table",
     comment="The running nDPI's protocols: id, name and category id. Backs the ndpi_protocols dictionary.",
-    columns=(
-        C("id", "UInt64", "nDPI protocol id (L7_PROTO)"),
-        C("name", "String", "nDPI protocol name"),
-        C("category", "UInt16", "nDPI category id"),
-    ),
+    columns=columns("""
+            id        UInt64  nDPI protocol id (L7_PROTO)
+            name      String  nDPI protocol name
+            category  UInt16  nDPI category id
+        """),
     order_by="id",
     engine="ReplacingMergeTree",
     public=True,
