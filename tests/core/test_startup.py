@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import flowscope
 from fsharness import ROOT, call_tool, free_port, mcp_session
 
 TOOLS = {
@@ -82,3 +83,12 @@ async def test_component_without_its_package_is_reported(make_server, tmp_path, 
     res = await call_tool(server, "get_interfaces")
     assert not res.is_error and res.structured_content["unavailable"] == [want]
     assert "unavailable flowscope.services.snmp: SNMP polling needs" in res.content[0].text
+    res = await call_tool(server, "list_snmp_devices")
+    assert res.is_error and res.content[0].text == ("the snmp component is not available on this server: "
+                                                    + want["reason"])
+
+
+def test_version():
+    res = subprocess.run([sys.executable, "-m", "flowscope", "--version"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.strip() == f"flowscope {flowscope.__version__}"
