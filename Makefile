@@ -40,8 +40,12 @@ demo: venv
 	echo ""; \
 	exec $(BIN)/flowscope serve --data-dir $(DEMO_DATA) --pcap demo/demo.pcap --listen 127.0.0.1:$(PORT)
 
+# In CI (CI=true) the tests run in random order (pytest-random-order; the seed is printed, rerun
+# with PYTEST_ARGS=--random-order-seed=N) and a missing corpus file or tool fails instead of skipping.
+RANDOM_ORDER := $(if $(filter true,$(CI)),-p random_order --random-order,)
+
 test: venv deps
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra $(RANDOM_ORDER) $(PYTEST_ARGS)
 
 # The MCP conformance suite (tests/conformance) needs Node 22: both come from npm, into build/.
 CONFORMANCE := build/conformance

@@ -5,17 +5,16 @@ Like datasette's app, it is what the CLI builds, the HTTP server serves and the 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
-import pkgutil
 from typing import Any, Callable
 
 from flowscope.auth import Auth
 from flowscope.capture.sources import Sources
 from flowscope.config import Config
 from flowscope.flows.live import LiveTable
-from flowscope.store import Store
+from flowscope.metrics import MeteredStore, Metrics
+from flowscope.modules import StartupError, attach_components, startup_modules
 from flowscope.store.writer import FlowWriter
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,8 @@ class App:
     def __init__(self, config: Config):
         self.config = config
         self.auth = Auth(config.data_dir)
-        self.store = Store(config.data_dir, config.clickhouse_url, config.query_limits())
+        self.metrics = Metrics(self)
+        self.store = MeteredStore(self.metrics, config.data_dir, config.clickhouse_url, config.query_limits())
         self.store.migrate()
         self.flow_hooks: list[Callable[[list[dict]], None]] = []
         self.source_hooks: list[Callable[[dict], None]] = []
@@ -35,7 +35,9 @@ class App:
                                  self.enrich_flows)
         self.sources = Sources(self)
         self.components: dict[str, Any] = {}
-        self._attach_components()
+        #: parts that cannot run here (module name -> reason), shown in /health and get_interfaces
+        self.unavailable: dict[str, str] = {}
+        attach_components(self, startup_modules(config.plugins))
         if "hosts" in self.components:
             from flowscope.services.hosts.geo import enrich_flow_rows
 
@@ -58,26 +60,6 @@ class App:
             enrich(rows)
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def _attach_components(self) -> None:
-        import flowscope.services as services
-
-        for mod in pkgutil.iter_modules(services.__path__, "flowscope.services."):
-            try:
-                module = importlib.import_module(mod.name)
-            except Exception:
-                log.exception("could not load component %s", mod.name)
-                continue
-            attach = getattr(module, "attach", None)
-            if attach is None:
-                continue
-            try:
-                comp = attach(self)
-            except Exception:
-                log.exception("component %s failed to attach", mod.name)
-                continue
-            if comp is not None:
-                self.components[mod.name.rsplit(".", 1)[-1]] = comp
-
     def start_sources(self) -> None:
         self.writer.start()
         for path in self.config.pcaps:
@@ -86,6 +68,8 @@ class App:
             self.sources.start_interface(iface)
 
     async def start(self) -> None:
+        if self.config.metrics_listen:
+            self.metrics.serve(self.config.metrics_listen)
         self.start_sources()
         for name, comp in self.components.items():
             start = getattr(comp, "start", None)
@@ -95,8 +79,8 @@ class App:
                 result = start()
                 if inspect.isawaitable(result):
                     await result
-            except Exception:
-                log.exception("component %s failed to start", name)
+            except Exception as exc:
+                raise StartupError(f"component {name} failed to start ({type(exc).__name__}: {exc})") from exc
 
     async def stop(self) -> None:
         for name, comp in reversed(list(self.components.items())):
@@ -112,4 +96,5 @@ class App:
         self.sources.stop()
         self.writer.put([f.as_row() for f in self.live.sweep()])  # flows still active: keep them
         self.writer.stop()
+        self.metrics.stop()
         self.store.close()

@@ -7,7 +7,10 @@ import logging
 import os
 import sys
 
-from flowscope.config import Config, default_data_dir, parse_listen
+import flowscope
+from flowscope.config import Config, parse_listen
+from flowscope.modules import StartupError
+from flowscope.services.snmp.cli import add_cli as add_snmp_cli
 from flowscope.store.backend import StoreUnavailable
 
 
@@ -19,6 +22,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowscope", description="Network intelligence for AI agents over MCP.")
+    parser.add_argument("--version", action="version", version=f"flowscope {flowscope.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="meter captures/interfaces and serve MCP over HTTP")
@@ -42,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra Origin accepted (repeatable)")
     serve.add_argument("--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this PEM certificate")
     serve.add_argument("--tls-key", default=None, metavar="FILE", help="private key (PEM) of --tls-cert")
+    serve.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                       help="serve Prometheus /metrics here without a token (on --listen it needs an admin token)")
 
     serve.add_argument("--toolsets", default=None, metavar="A,B",
                        help="MCP toolsets served on /mcp by default (all, default, flows, hosts, timeseries, "
@@ -92,18 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     stdio.add_argument("--pcap", action="append", default=[], metavar="FILE")
     stdio.add_argument("--clickhouse", default=None, metavar="URL")
 
-    try:
-        from flowscope.services.snmp.cli import add_cli
-
-        add_cli(sub)
-    except ImportError:
-        pass
+    add_snmp_cli(sub)
     return parser
 
 
 def _config(args, **overrides) -> Config:
-    data_dir = args.data_dir or default_data_dir()
-    return Config(data_dir=data_dir, config_file=args.config, **{k: v for k, v in overrides.items() if v})
+    """Settings with what was given on the command line on top (flags left out do not count)."""
+    given = dict(data_dir=args.data_dir, config_file=args.config, **overrides)
+    return Config(**{k: v for k, v in given.items() if v not in (None, [], "")})
 
 
 def fail(message: str) -> int:
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stdio(args)
         if args.command == "snmp" and hasattr(args, "func"):
             return args.func(args)
-    except (ValueError, StoreUnavailable) as exc:
+    except (ValueError, StoreUnavailable, StartupError) as exc:
         return fail(str(exc))
     parser.print_help()
     return 2
@@ -194,7 +196,8 @@ def cmd_ingest(args) -> int:
             check_readable(path)
         except IngestError as exc:
             return fail(str(exc))
-    cfg = _config(args, clickhouse_url=args.clickhouse)
+    cfg = _config(args, clickhouse_url=args.clickhouse, file_idle_timeout=args.idle_timeout,
+                  file_active_timeout=args.active_timeout)
     store = Store(cfg.data_dir, cfg.clickhouse_url)
     store.migrate()
     hosts = cfg.section("hosts")
@@ -219,8 +222,7 @@ def cmd_ingest(args) -> int:
 
     interface_ids, remember_files = ingest_recorder(store, args.files)  # where each flow's packets are
     summary = ingest_files(store, args.files, workers=args.workers,
-                           idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
-                           active_timeout=args.active_timeout or cfg.file_active_timeout,
+                           idle_timeout=cfg.file_idle_timeout, active_timeout=cfg.file_active_timeout,
                            interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
                            progress=progress)
     if bar is not None:
@@ -241,15 +243,12 @@ def cmd_serve(args) -> int:
     from flowscope.app import App
     from flowscope.mcp.server import build_http_app
 
-    overrides = dict(listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
-                     interfaces=args.interface, collect=args.collect,
-                     allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
-                     tls_cert=args.tls_cert, tls_key=args.tls_key,
-                     toolsets=args.toolsets.split(",") if args.toolsets else None,
-                     retain_packets=args.retain_packets, retain_packets_for=args.retain_packets_for)
-    if args.local_networks:
-        overrides["local_networks"] = args.local_networks.split(",")
-    cfg = _config(args, **overrides)
+    cfg = _config(args, listen=args.listen, clickhouse_url=args.clickhouse, pcaps=args.pcap,
+                  interfaces=args.interface, collect=args.collect, local_networks=args.local_networks,
+                  allowed_hosts=args.allowed_host, allowed_origins=args.allowed_origin,
+                  metrics_listen=args.metrics_listen, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                  toolsets=args.toolsets, retain_packets=args.retain_packets,
+                  retain_packets_for=args.retain_packets_for)
     host, port = parse_listen(cfg.listen)
     from flowscope.services.packets.settings import PacketSettings
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -22,10 +22,31 @@ PCAPS = CORPUS / "pcap"
 DEMO = ROOT / "demo" / "demo.pcap"
 
 
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Something a test needs is missing: skip, except in CI (CI=true), where the corpus and the
+    Debian packages are always there, so a missing one is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason}; in CI (CI=true) it must be there")
+    pytest.skip(reason)
+
+
 def corpus_pcap(name: str) -> Path:
     path = PCAPS / name
     if not path.exists():
-        pytest.skip(f"corpus capture {name} not available (../shared/corpus absent)")
+        unavailable(f"corpus capture {name} not available (../shared/corpus absent)")
+    return path
+
+
+def need_tool(name: str) -> str:
+    """The path of a program from a Debian package (make test installs them)."""
+    import shutil
+
+    path = shutil.which(name)
+    if not path:
+        unavailable(f"{name} not installed (Debian package; make deps installs it)")
     return path
 
 

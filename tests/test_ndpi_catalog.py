@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fsharness import unavailable
 
 from flowscope.flows import ndpi_catalog as nc
 
@@ -188,7 +189,7 @@ def test_category_matches_ndpi_get_proto_category_by_value():
 
         _lib_engine.ffi.sizeof("ndpi_protocol")
     except Exception:  # noqa: BLE001
-        pytest.skip("cffi type info for ndpi_protocol not available")
+        unavailable("cffi type info for ndpi_protocol not available")
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )

@@ -177,6 +177,28 @@ def _app_l7(app: bytes, ctx: Context, proto: int) -> tuple[int, bool]:
     return 0, False
 
 
+# counter fields by preference: forward (src->dst), then the exporter's `out_*` field, reverse
+_BYTES_FORWARD, _BYTES_REVERSE = ("bytes", "init_bytes", "total_bytes"), ("rbytes", "resp_bytes")
+_PKTS_FORWARD, _PKTS_REVERSE = ("pkts", "init_pkts", "total_pkts"), ("rpkts", "resp_pkts")
+
+
+def _directions(g, forward: tuple[str, ...], out: str, reverse: tuple[str, ...]) -> tuple[int, int]:
+    """(forward, reverse) counter, ntopng-style (IN = src->dst, OUT = dst->src): the first forward
+    field present, else `out` stands for it; the first reverse field present, else `out`."""
+    o = g(out)
+    for key in forward:
+        f = g(key)
+        if f is not None:
+            break
+    else:
+        f, o = o or 0, None
+    for key in reverse:
+        rev = g(key)
+        if rev is not None:
+            return f, rev
+    return f, o or 0
+
+
 def build_row(r: dict[str, Any], ctx: Context) -> tuple:
     g = r.get
     src6 = g("src6")
@@ -191,32 +213,8 @@ def build_row(r: dict[str, Any], ctx: Context) -> tuple:
         d4 = g("dst4") or 0
         s6 = d6 = "::"
     # counters: forward / reverse, ntopng-style (IN_BYTES = src->dst, OUT_BYTES = dst->src)
-    b = g("bytes")
-    ob = g("out_bytes")
-    if b is None:
-        b = g("init_bytes")
-        if b is None:
-            b = g("total_bytes")
-            if b is None:
-                b, ob = ob or 0, None
-    rb = g("rbytes")
-    if rb is None:
-        rb = g("resp_bytes")
-        if rb is None:
-            rb = ob or 0
-    p = g("pkts")
-    op = g("out_pkts")
-    if p is None:
-        p = g("init_pkts")
-        if p is None:
-            p = g("total_pkts")
-            if p is None:
-                p, op = op or 0, None
-    rp = g("rpkts")
-    if rp is None:
-        rp = g("resp_pkts")
-        if rp is None:
-            rp = op or 0
+    b, rb = _directions(g, _BYTES_FORWARD, "out_bytes", _BYTES_REVERSE)
+    p, rp = _directions(g, _PKTS_FORWARD, "out_pkts", _PKTS_REVERSE)
     rate = g("sampling") or g("sampler_interval")
     if not rate:
         sid = g("sampler_id")

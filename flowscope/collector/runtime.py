@@ -10,7 +10,7 @@ from typing import Any, Callable
 from flowscope.collector import mapping
 from flowscope.collector.core import Collector
 from flowscope.collector.listener import Listener
-from flowscope.collector.writer import StoreWriter, _ms_text
+from flowscope.collector.writer import CollectorWriter, ms_text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class FlowCollector:
                  batch_rows: int = 50_000, batch_seconds: float = 1.0, first_interface_id: int = FIRST_INTERFACE_ID,
                  snmp: Any = None, live: Any = None):
         self.store = store
-        self.writer = StoreWriter(store, batch_rows, batch_seconds, hooks, live=live)
+        self.writer = CollectorWriter(store, batch_rows, batch_seconds, hooks, live=live)
         self.collector = Collector(self.writer.put, batch_rows=batch_rows, batch_seconds=batch_seconds)
         self.listeners = [Listener(u, first_interface_id + i, self.collector) for i, u in enumerate(urls)]
         self.snmp = snmp
@@ -89,11 +89,11 @@ class FlowCollector:
         snaps = self.registry.snapshots()
         if not snaps:
             return
-        now = _ms_text(int(time.time() * 1000))
+        now = ms_text(int(time.time() * 1000))
         cols = ("address", "type", "version", "interface_id", "first_seen", "last_seen", "datagrams", "records",
                 "undecodable", "sequence_gaps", "lost", "templates", "dropped_sets", "health", "updated_at")
-        rows = [[s["address"], s["type"], s["version"], s["interface_id"], _ms_text(int(s["first_seen"] * 1000)),
-                 _ms_text(int(s["last_seen"] * 1000)), s["datagrams"], s["records"], s["undecodable"],
+        rows = [[s["address"], s["type"], s["version"], s["interface_id"], ms_text(int(s["first_seen"] * 1000)),
+                 ms_text(int(s["last_seen"] * 1000)), s["datagrams"], s["records"], s["undecodable"],
                  s["sequence_gaps"], s["lost"], s["templates"], s["dropped_sets"], s["health"], now] for s in snaps]
         self.store.insert("flow_exporters", cols, rows)
 

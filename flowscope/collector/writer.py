@@ -23,12 +23,15 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
 _IFACE, _PACKETS, _BYTES = (COLUMNS.index(c) for c in ("INTERFACE_ID", "PACKETS", "TOTAL_BYTES"))
 
 
-def _ms_text(ms: int) -> str:
+def ms_text(ms: int) -> str:
     s, frac = divmod(int(ms), 1000)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
 
 
-class StoreWriter:
+class CollectorWriter:
+    """Stores what the collector decodes (flow rows as tuples, sFlow counters) from a thread of its
+    own; flows metered from packets go through the app's FlowWriter (flowscope/store/writer.py)."""
+
     def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000,
                  live=None):
@@ -136,7 +139,7 @@ class StoreWriter:
     def write_counters(self, counters: list[dict[str, Any]]) -> None:
         if not counters:
             return
-        data = [[_ms_text(c["time_ms"]), c["agent"]] + [c[k] for k in COUNTER_COLUMNS[2:]] for c in counters]
+        data = [[ms_text(c["time_ms"]), c["agent"]] + [c[k] for k in COUNTER_COLUMNS[2:]] for c in counters]
         try:
             self.store.insert("sflow_counters", COUNTER_COLUMNS, data)
             self.counters_written += len(data)
@@ -165,7 +168,7 @@ class StoreWriter:
             if rates is None:
                 continue
             status = c["if_status"]
-            out.append({"time": _ms_text(c["time_ms"]), "device": f"sflow:{c['agent']}", "host": c["agent"],
+            out.append({"time": ms_text(c["time_ms"]), "device": f"sflow:{c['agent']}", "host": c["agent"],
                         "if_index": c["if_index"], "if_name": str(c["if_index"]), "interval_s": rates.interval_s,
                         "speed_bps": c["if_speed"], "admin_status": "up" if status & 1 else "down",
                         "oper_status": "up" if status & 2 else "down", **rates.as_dict()})

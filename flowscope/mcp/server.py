@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib
 import inspect
 import logging
 import os
-import pkgutil
 from typing import Annotated, Any
 
 from mcp.server.lowlevel.server import Server
@@ -17,29 +15,26 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ImageContent, TextContent
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import flowscope
+from flowscope import modules
 from flowscope.auth import token_from_header
 from flowscope.mcp import errors, protocol, toolkit, toolsets
 from flowscope.mcp.errors import ShortErrors
 from flowscope.mcp.sessions import SessionLimits, owner_user
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
+from flowscope.metrics import CONTENT_TYPE, metered_tool
 
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 NTOPNG_PATH = "/lua/rest/v2/exec/llm/mcp.lua"
 
-def load_tools() -> dict[str, ToolSpec]:
-    import flowscope.mcp.tools as tools
-
-    for mod in pkgutil.iter_modules(tools.__path__, "flowscope.mcp.tools."):
-        try:
-            importlib.import_module(mod.name)
-        except Exception:
-            log.exception("could not load tools from %s", mod.name)
+def load_tools(unavailable: dict[str, str] | None = None) -> dict[str, ToolSpec]:
+    """Every tool; a tool module that fails to import stops the server (`StartupError`)."""
+    modules.load_tools({} if unavailable is None else unavailable)
     return REGISTRY
 
 
@@ -95,8 +90,9 @@ def _error(message: str) -> CallToolResult:
 
 def build_mcp(app) -> Server:
     """The low-level SDK server with flowscope's handlers (tools per principal and toolset,
-    resources, prompts, completions, logging); see protocol.py."""
-    return protocol.build_server(app, lambda spec: _wrapper(app, spec), load_tools(),
+    resources, prompts, completions, logging); see protocol.py. Every tool call is metered."""
+    return protocol.build_server(app, lambda spec: metered_tool(app.metrics, spec.name, _wrapper(app, spec)),
+                                 load_tools(app.unavailable),
                                  default_toolsets=toolsets.parse(getattr(app.config, "toolsets", None)),
                                  everything_paths=(NTOPNG_PATH,))
 
@@ -160,6 +156,16 @@ def build_http_app(app) -> Any:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(_health(app, request.headers.get("authorization")))
 
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format; on this listener only for an admin token (Bearer or Token)."""
+        token = token_from_header(request.headers.get("authorization"))
+        principal = app.auth.authenticate(token) if token else None
+        if principal is None or not principal.is_admin:
+            return PlainTextResponse("an admin token is needed (Authorization: Bearer T), or serve metrics "
+                                     "without one on --metrics-listen HOST:PORT\n",
+                                     status_code=401 if principal is None else 403)
+        return Response(app.metrics.text(), media_type=CONTENT_TYPE)
+
     @contextlib.asynccontextmanager
     async def lifespan(_):
         async with server.session_manager.run():
@@ -173,6 +179,7 @@ def build_http_app(app) -> Any:
         Route(NTOPNG_PATH, endpoint=mcp_route.endpoint),
         Route(toolsets.PATH_PREFIX + "{toolsets}", endpoint=mcp_route.endpoint),
         Route("/health", endpoint=health, methods=["GET"]),
+        Route("/metrics", endpoint=metrics, methods=["GET"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server
@@ -197,7 +204,8 @@ def _health(app, authorization: str | None) -> dict[str, Any]:
             if source["error"]:
                 source["error"] = "failed; the server's admin sees why"
     answer = {**answer, "version": flowscope.__version__, "sources": sources,
-              "flows_written": app.writer.written, "live_flows": len(app.live)}
+              "flows_written": app.writer.written, "live_flows": len(app.live),
+              "unavailable": modules.unavailable_list(app.unavailable)}
     if principal.is_admin:
         answer["packets"] = _component_info(app, "packets")
     return answer

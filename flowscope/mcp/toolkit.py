@@ -79,6 +79,15 @@ class ToolContext:
     def add_image(self, png: bytes) -> None:
         self.images.append(png)
 
+    def component(self, name: str) -> Any:
+        """The running component `name`, or a ToolError saying why it is not running here."""
+        comp = self.app.components.get(name)
+        if comp is None:
+            why = next((r for m, r in getattr(self.app, "unavailable", {}).items() if m.rsplit(".", 1)[-1] == name),
+                       "it did not start")
+            raise ToolError(f"the {name} component is not available on this server: {why}")
+        return comp
+
 
 @dataclass
 class ToolSpec:

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class FlowWriter:
+    """Stores flows metered from packets (capture files, interfaces); the collector has its own
+    CollectorWriter (flowscope/collector/writer.py)."""
+
     def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None,
                  enrich: Callable[[list[dict]], None] | None = None):

@@ -1,45 +1,11 @@
-"""Fixtures for the flow collector tests: corpus paths, a real Store, a running FlowCollector."""
+"""Fixtures for the flow collector tests (helpers in collector_harness.py): a real Store and a
+running FlowCollector."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import threading
-from pathlib import Path
-
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-EXPORTS = CORPUS / "flow-exports" / "logstash-codec-netflow"
-PCAPS = CORPUS / "pcap"
-
-
-def need_exports() -> Path:
-    if not EXPORTS.is_dir():
-        pytest.skip("flow export corpus absent (../shared/corpus)")
-    return EXPORTS
-
-
-def payload(name: str) -> bytes:
-    return (need_exports() / name).read_bytes()
-
-
-def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        pytest.skip(f"{name} not installed (Debian package)")
-    return path
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from collector_harness import Running
 
 
 @pytest.fixture
@@ -52,78 +18,8 @@ def store(tmp_path):
     s.close()
 
 
-class Running:
-    """A FlowCollector started on an event loop of its own thread."""
-
-    def __init__(self, store, urls):
-        from flowscope.collector.runtime import FlowCollector
-
-        self.fc = FlowCollector(store, urls, batch_seconds=0.2)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.fc.start(), self.loop).result(30)
-
-    def port(self, i: int = 0) -> int:
-        return self.fc.listeners[i].bound[1]
-
-    def flush(self) -> None:
-        assert self.fc.flush(60)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.fc.stop(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture
 def collector(store):
     r = Running(store, ["udp://127.0.0.1:0"])
     yield r
     r.stop()
-
-
-def _unblock_signals() -> None:
-    """The embedded ClickHouse blocks signals in this process; softflowd waits on them."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-
-def softflowd(pcap: Path, port: int, version: str, tmp: Path) -> tuple[int, int]:
-    """Run softflowd on a capture; returns its own (packets, octets) totals."""
-    exe = need_tool("softflowd")
-    short = Path(tempfile.mkdtemp(prefix="sf", dir="/tmp"))    # softflowd hangs on long socket paths
-    args = [exe, "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", version, "-a", "-d",
-            "-c", str(short / "c"), "-p", str(short / "p")]
-    if version == "10":
-        args += ["-A", "milli"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, preexec_fn=_unblock_signals, start_new_session=True,
-                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    try:
-        text = None
-        for _ in range(60):
-            try:
-                text, _ = proc.communicate(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                # Under some parents softflowd blocks in accept() on its control socket before
-                # reading the capture; a harmless control command lets its loop go on.
-                ctl = shutil.which("softflowctl")
-                if ctl:
-                    subprocess.run([ctl, "-c", str(short / "c"), "statistics"], capture_output=True,
-                                   timeout=10, stdin=subprocess.DEVNULL)
-        if text is None:
-            proc.send_signal(signal.SIGTERM)
-            text, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        shutil.rmtree(short, ignore_errors=True)
-    pkts = octets = 0
-    for m in re.finditer(r"^\s+\S+ \(\d+\):\s+(\d+)\s+(\d+)", text, re.M):
-        octets += int(m.group(1))
-        pkts += int(m.group(2))
-    assert "Flows exported" in text, text
-    return pkts, octets

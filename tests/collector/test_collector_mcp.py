@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from fsharness import DEMO, mcp_session
-from tests.collector.conftest import free_udp_port, softflowd
+from collector_harness import free_udp_port, softflowd
 
 
 async def test_collected_flows_through_the_flow_tools(make_server, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from flowscope.collector.core import Collector
 from flowscope.collector.mapping import COLUMNS
-from tests.collector.conftest import need_exports, payload
+from collector_harness import need_exports, payload
 
 
 def ip4(text: str) -> int:
@@ -285,13 +285,13 @@ def test_sflow_flow_samples_are_scaled_and_counters_kept():
 
 
 def test_sflow_counters_become_snmp_style_interface_rates(store):
-    from flowscope.collector.writer import StoreWriter
+    from flowscope.collector.writer import CollectorWriter
 
     c = Collector()
     _, first = c.handle(sflow_datagram([sflow_counter_sample(3, 1_000_000, 500_000)]), ("127.0.0.1", 6343))
     _, second = c.handle(sflow_datagram([sflow_counter_sample(3, 3_500_000, 600_000)], seq=2), ("127.0.0.1", 6343))
     second[0]["time_ms"] = first[0]["time_ms"] + 20_000  # 20 s between the two samples
-    writer = StoreWriter(store)
+    writer = CollectorWriter(store)
     writer.write_counters(first)
     writer.write_counters(second)
     rows = store.query("SELECT device, host, if_index, interval_s, in_bps, out_bps, in_util, oper_status "

@@ -6,7 +6,7 @@ import random
 import socket
 
 from flowscope.collector.core import Collector
-from tests.collector.conftest import need_exports
+from collector_harness import need_exports
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:

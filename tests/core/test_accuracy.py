@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from fsharness import CORPUS, PCAPS, cli
+from fsharness import CORPUS, PCAPS, cli, unavailable
 
 LINE = re.compile(
     r"^\s+\d+\s+(?P<l4>TCP|UDP)\s+(?P<a>\S+):(?P<ap>\d+)\s+(?P<dir><->|->)\s+(?P<b>\S+):(?P<bp>\d+)\s+"
@@ -35,7 +35,7 @@ def reference_flows(out_file) -> list[dict]:
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     if not PCAPS.exists():
-        pytest.skip("../shared/corpus absent")
+        unavailable("../shared/corpus absent")
     captures = sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap")
                       and (CORPUS / "pcap-expected" / (p.name + ".out")).exists())
     data = tmp_path_factory.mktemp("accuracy")

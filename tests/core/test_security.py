@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from fsharness import DEMO, PCAPS, Server, STANDARD_USERS, call_tool, cli, mcp_session
+from fsharness import DEMO, PCAPS, STANDARD_USERS, Server, call_tool, cli, corpus_pcap, mcp_session
 
 MALICIOUS_SQL = [
     "SELECT * FROM file('/etc/passwd', 'CSV', 'line String')",
@@ -124,13 +124,19 @@ def _inside(ip: str) -> bool:
     return ip.startswith("192.168.")
 
 
-async def test_restricted_user_sees_only_their_networks(server):
-    tok = "restricted"  # allowed 192.168.0.0/16
+@pytest.fixture
+def mixed(server):
+    """The server, which must hold flows inside and outside the restricted user's networks."""
+    corpus_pcap("quic.pcap")  # hosts in 192.168.1.0/24 beside the demo capture's 10.77.0.0/24
+    return server
+
+
+async def test_restricted_user_sees_only_their_networks(mixed):
+    server, tok = mixed, "restricted"  # allowed 192.168.0.0/16
     admin_live = await call_tool(server, "get_live_flows", {"limit": 1000})
     all_flows = admin_live.structured_content["flows"]
     outside = [f for f in all_flows if not _inside(f["src_ip"]) and not _inside(f["dst_ip"])]
-    if not outside or len(outside) == len(all_flows):
-        pytest.skip("needs the corpus capture quic.pcap beside the demo capture")
+    assert outside and len(outside) < len(all_flows)
     live = await call_tool(server, "get_live_flows", {"limit": 1000}, token=tok)
     flows = live.structured_content["flows"]
     assert flows and all(_inside(f["src_ip"]) or _inside(f["dst_ip"]) for f in flows)
@@ -241,7 +247,6 @@ async def test_history_survives_restart_and_kill9(tmp_path):
 @pytest.mark.parametrize("name", ["discord_mid_flow.pcap", "false_positives.pcapng", "bfd.pcap"])
 def test_worker_split_loses_nothing(tmp_path, name):
     """QinQ, PPPoE and VLAN frames: 2 workers store exactly what 1 worker stores."""
-    from fsharness import corpus_pcap
     import re
 
     path = str(corpus_pcap(name))

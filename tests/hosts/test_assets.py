@@ -93,9 +93,7 @@ def test_builtin_geo_gives_country_and_as_name():
 
 
 def test_maxmind_database_is_used_when_configured(tmp_path):
-    import pytest
-
-    mmdb_writer = pytest.importorskip("mmdb_writer")
+    import mmdb_writer  # a test dependency (pyproject [test])
     from netaddr import IPSet
 
     path = str(tmp_path / "test-country.mmdb")

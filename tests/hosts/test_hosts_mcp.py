@@ -148,6 +148,7 @@ async def test_networks_and_interfaces(server):
     sc = (await tool(server, "list_networks", {})).structured_content
     nets = {n["network"]: n for n in sc["networks"]}
     assert "192.168.0.0/16" in nets and nets["192.168.0.0/16"]["hosts"] > 5
+    assert sc["source"] == "default"  # the server was started without local networks
     sc = (await tool(server, "list_networks", {}, token="restricted")).structured_content
     assert [n["network"] for n in sc["networks"]] == ["192.168.0.0/16"]
     sc = (await tool(server, "get_interface_addresses", {"all_interfaces": True})).structured_content

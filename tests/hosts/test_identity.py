@@ -14,7 +14,7 @@ from flowscope.services.hosts import osguess
 from flowscope.services.hosts.identity import IdentityParser, learn_from_flow_rows, learn_from_pcap, tls_sni
 from flowscope.services.hosts.model import HostModel
 from flowscope.services.hosts.netinfo import LocalNets, manufacturer
-from fsharness import corpus_pcap
+from fsharness import corpus_pcap, unavailable
 
 
 def learn(name: str) -> HostModel:
@@ -29,7 +29,7 @@ def names(model: HostModel, ip: str) -> dict[str, str]:
 
 def tshark_fields(path, display_filter: str, *fields: str) -> list[list[str]]:
     if not shutil.which("tshark"):
-        pytest.skip("tshark not installed")
+        unavailable("tshark not installed")
     args = ["tshark", "-n", "-r", str(path), "-Y", display_filter, "-T", "fields", "-E", "separator=\t"]
     for f in fields:
         args += ["-e", f]
@@ -262,7 +262,7 @@ def test_live_sniffer_learns_from_an_interface():
     from flowscope.services.hosts.identity import LiveSniffer
 
     if not shutil.which("tcpdump") or os.geteuid() != 0:
-        pytest.skip("needs tcpdump and root (Debian package tcpdump)")
+        unavailable("needs tcpdump and root (Debian package tcpdump)")
     model = HostModel()
     sn = LiveSniffer(model, "lo")
     assert sn.start(), sn.error

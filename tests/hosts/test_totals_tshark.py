@@ -19,7 +19,7 @@ import pytest
 from flowscope.capture.ingest import ingest_files
 from flowscope.services.hosts import queries
 from flowscope.store import Store
-from fsharness import corpus_pcap
+from fsharness import corpus_pcap, unavailable
 
 # Chosen for variety: IPv4+IPv6 and mDNS/NetBIOS broadcast (wechat), DHCP (teams, signal),
 # many remote hosts (teams, instagram), DoH, IPv6-only HTTP, QUIC with many hosts, pcapng.
@@ -45,7 +45,7 @@ def tshark_endpoints(path: str) -> dict[str, tuple[int, int, int, int]]:
 @pytest.fixture(scope="module")
 def tshark():
     if not shutil.which("tshark"):
-        pytest.skip("tshark not installed (Debian package tshark)")
+        unavailable("tshark not installed (Debian package tshark)")
 
 
 @pytest.mark.parametrize("name", CAPTURES)

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from fsharness import unavailable
 
 from flowscope.auth import Principal
 
@@ -91,7 +92,7 @@ def tcp_listener():
 def dns_server(tmp_path_factory):
     exe = shutil.which("dnsmasq")
     if not exe:
-        pytest.skip("dnsmasq not installed (apt-get install -y dnsmasq)")
+        unavailable("dnsmasq not installed (apt-get install -y dnsmasq)")
     port = _free_port(socket.SOCK_DGRAM)
     d = tmp_path_factory.mktemp("dnsmasq")
     proc = subprocess.Popen([exe, "--no-daemon", "--conf-file=/dev/null", f"--port={port}",
@@ -101,7 +102,7 @@ def dns_server(tmp_path_factory):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
     if proc.poll() is not None:
-        pytest.skip(f"dnsmasq did not start: {proc.stderr.read().decode()[-300:]}")
+        unavailable(f"dnsmasq did not start: {proc.stderr.read().decode()[-300:]}")
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
@@ -288,7 +289,7 @@ VETH = f"fsv{os.getpid() % 10000}"
 @pytest.fixture()
 def netns():
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("needs root and iproute2 for a network namespace")
+        unavailable("needs root and iproute2 for a network namespace")
     octet = 16 + os.getpid() % 200
     host_ip, ns_ip = f"10.250.{octet}.1", f"10.250.{octet}.2"
 
@@ -298,7 +299,7 @@ def netns():
     try:
         ip("netns", "add", NS)
     except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace: {exc.stderr.strip()}")
+        unavailable(f"cannot create a network namespace: {exc.stderr.strip()}")
     try:
         ip("link", "add", VETH + "a", "type", "veth", "peer", "name", VETH + "b")
         ip("link", "set", VETH + "b", "netns", NS)

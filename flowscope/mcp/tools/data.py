@@ -11,6 +11,7 @@ from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
 from flowscope.services.hosts import labels
 from flowscope.services import sources as sources_svc
 from flowscope.mcp.tools.packets import PacketsInfo, packets_info
+from flowscope.modules import unavailable_list
 from flowscope.store import schema
 from flowscope.store.guard import GuardError, run_guarded
 from flowscope.store.scopes import readable_tables
@@ -34,16 +35,24 @@ class Interface(BaseModel):
     error: str | None = None
 
 
+class Unavailable(BaseModel):
+    name: str = Field(description="Module of the component or tools that cannot run here")
+    reason: str
+
+
 class Interfaces(BaseModel):
     interfaces: list[Interface]
     flows_stored: int = Field(description="Flows in the history (users limited to networks: the ones they see)")
     packets: PacketsInfo | None = Field(None, description="Packet retention rings, answer limits and extraction "
                                                           "counters (get_flow_packets)")
+    unavailable: list[Unavailable] = Field(default_factory=list,
+                                           description="Components that cannot run here, with the reason")
 
     def text(self) -> str:
-        return "\n".join(f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
-                         f"{'?' if i.drops is None else i.drops} drops{' error: ' + i.error if i.error else ''}" for i in self.interfaces) \
-            or "no sources: start flowscope serve with --pcap FILE or --interface IFACE"
+        lines = [f"#{i.id} {i.kind} {i.name} [{i.state}] {i.packets} pkts {i.bytes} B {i.flows} flows "
+                 f"{'?' if i.drops is None else i.drops} drops{' error: ' + i.error if i.error else ''}"
+                 for i in self.interfaces] or ["no sources: start flowscope serve with --pcap FILE or --interface IFACE"]
+        return "\n".join(lines + [f"unavailable {u.name}: {u.reason}" for u in self.unavailable])
 
 
 @tool(returns=Returns.SOURCES, title="Monitored sources", example={})
@@ -53,7 +62,8 @@ async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     traffic, with the counters of the flows they may see."""
     items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
     return Interfaces(interfaces=[Interface.model_validate(s) for s in items], flows_stored=stored,
-                      packets=None if call.scope.restricted else packets_info(call.app))
+                      packets=None if call.scope.restricted else packets_info(call.app),
+                      unavailable=[Unavailable(**u) for u in unavailable_list(call.app.unavailable)])
 
 
 def _catalog():

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import Returns, ToolContext, tool
-from flowscope.services import flows as svc
+from flowscope.services import flows as flow_service
 from flowscope.services.flows import FlowFilter, L4_BY_NUMBER, iso
 
 SortKey = Literal["bytes", "packets", "first_seen", "last_seen", "duration", "score"]
@@ -35,6 +35,8 @@ class LiveFlowsParams(FlowFilters):
 
 
 class Flow(BaseModel):
+    """One flow, live or from history: ends, protocols, counters in both directions, nDPI findings."""
+
     flow_id: int
     first_seen: str
     last_seen: str
@@ -93,7 +95,7 @@ class FlowsPage(BaseModel):
 
 
 def _live_page(flows: list[Any], p: LiveFlowsParams) -> FlowsPage:
-    flows = svc.sort_flows(flows, p.sort, p.descending)
+    flows = flow_service.sort_flows(flows, p.sort, p.descending)
     page = flows[p.offset:p.offset + p.limit]
     more = len(flows) > p.offset + p.limit
     return FlowsPage(flows=[Flow.of(f.as_row()) for f in page], total=len(flows), truncated=more,
@@ -104,7 +106,7 @@ def _live_page(flows: list[Any], p: LiveFlowsParams) -> FlowsPage:
 async def get_live_flows(call: ToolContext, params: LiveFlowsParams) -> FlowsPage:
     """Current flows in memory (live interfaces, plus the flows of capture files being served), with
     their counters. Filter by host, port, L4 protocol, application, VLAN or minimum bytes; sort and page."""
-    return _live_page(svc.visible_live(call.app, call.scope, params.flow_filter()), params)
+    return _live_page(flow_service.visible_live(call.app, call.scope, params.flow_filter()), params)
 
 
 class HostFlowsParams(LiveFlowsParams):
@@ -114,7 +116,7 @@ class HostFlowsParams(LiveFlowsParams):
 @tool(returns=Returns.FLOWS, title="Live flows of a host", example={"host": "192.168.1.10", "limit": 20})
 async def get_live_flows_for_host(call: ToolContext, params: HostFlowsParams) -> FlowsPage:
     """Current flows where the given IP is client or server."""
-    return _live_page(svc.host_live_page(call.app, call.scope, params.flow_filter()), params)
+    return _live_page(flow_service.host_live_page(call.app, call.scope, params.flow_filter()), params)
 
 
 class SummaryParams(FlowFilters):
@@ -147,7 +149,7 @@ class Summary(BaseModel):
 async def get_live_flows_summary(call: ToolContext, params: SummaryParams) -> Summary:
     """Live flows grouped by application, category, L4 protocol, source, destination or country
     (when known), largest first by bytes."""
-    ranked, flows, total_bytes = svc.live_summary(call.app, call.scope, params.flow_filter(), params.group_by)
+    ranked, flows, total_bytes = flow_service.live_summary(call.app, call.scope, params.flow_filter(), params.group_by)
     return Summary(group_by=params.group_by,
                    rows=[SummaryRow(key=k, flows=v[0], bytes=v[1], packets=v[2]) for k, v in ranked[:params.limit]],
                    total_flows=flows, total_bytes=total_bytes, truncated=len(ranked) > params.limit)
@@ -168,7 +170,7 @@ class OneFlow(BaseModel):
 @tool(returns=Returns.FLOWS, title="One live flow", example={"flow_id": 1234567890})
 async def get_live_flow(call: ToolContext, params: FlowIdParams) -> OneFlow:
     """One live flow by its id, with all counters."""
-    f = svc.live_flow(call.app, call.scope, params.flow_id)
+    f = flow_service.live_flow(call.app, call.scope, params.flow_id)
     return OneFlow(flow=Flow.of(f.as_row()) if f else None, found=f is not None)
 
 
@@ -184,10 +186,10 @@ async def get_historical_flow(call: ToolContext, params: HistoryParams) -> Flows
     """Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
     by flow_id. Without begin/end all stored history is searched (capture files keep their own times)."""
     if params.flow_id is not None:
-        row = svc.history_flow(call.app, call.scope, params.flow_id)
+        row = flow_service.history_flow(call.app, call.scope, params.flow_id)
         return FlowsPage(flows=[Flow.of(row)] if row else [], truncated=False)
-    begin, end = svc.parse_time(params.begin), svc.parse_time(params.end)
-    rows, more = svc.search_history(call.app, call.scope, params.flow_filter(), begin, end,
+    begin, end = flow_service.parse_time(params.begin), flow_service.parse_time(params.end)
+    rows, more = flow_service.search_history(call.app, call.scope, params.flow_filter(), begin, end,
                                     params.sort, params.descending, params.limit, params.offset)
     return FlowsPage(flows=[Flow.of(r) for r in rows], truncated=more,
                      next_offset=params.offset + params.limit if more else None)

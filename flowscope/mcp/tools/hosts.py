@@ -244,6 +244,8 @@ async def get_mac_info(call: ToolContext, params: MacInfoParams) -> MacInfo:
 # ---- get_asset_info ---------------------------------------------------------------------------------
 
 class AssetParams(BaseModel):
+    limit: int = Field(50, ge=1, le=1000, description="Max assets")
+    offset: int = Field(0, ge=0, description="Skip this many (paging)")
     key: str | None = Field(None, description="Fetch one asset by key ('ip@vlan' for hosts, the MAC for MACs), "
                                                "with its change history")
     ip: str | None = Field(None, description="Assets with this IP (exact)")
@@ -256,11 +258,11 @@ class AssetParams(BaseModel):
     local_only: bool = Field(False, description="Only hosts inside the local networks (and MACs)")
     active_within: str | None = Field(None, description="Only assets seen since: " + TIME_HELP +
                                       "; default: all, inactive ones included")
-    limit: int = Field(50, ge=1, le=1000, description="Max assets")
-    offset: int = Field(0, ge=0, description="Skip this many (paging)")
 
 
 class Asset(BaseModel):
+    """One inventory entry (a host, a MAC or a network device) as passively learned."""
+
     type: str
     key: str
     ip: str
@@ -459,7 +461,8 @@ class NetworkInfo(BaseModel):
 
 class Networks(BaseModel):
     networks: list[NetworkInfo]
-    source: str = Field(description="Where the list comes from: --local-networks / config file, or the default")
+    source: str = Field(description="Where the list comes from: command line, environment FLOWSCOPE_LOCAL_NETWORKS, "
+                                    "config file PATH, or default")
 
     def text(self) -> str:
         return "\n".join(f"{n.network}" + (f": {n.hosts} hosts, sent {n.bytes_sent} B, received {n.bytes_rcvd} B"

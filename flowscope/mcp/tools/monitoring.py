@@ -55,7 +55,9 @@ async def list_available_active_monitoring_scripts(call: ToolContext, params: No
     return Catalogue(scripts=[ScriptType(**t.as_dict()) for t in TYPES.values()])
 
 
-class Result(BaseModel):
+class Measurement(BaseModel):
+    """One probe run."""
+
     time: str | None = None
     value: float | None = None
     unit: str = ""
@@ -84,7 +86,7 @@ class Probe(BaseModel):
     options: dict[str, Any]
     created_by: str
     enabled: bool = Field(True, description="false: disabled because its owner was removed")
-    last: Result | None = None
+    last: Measurement | None = None
     availability_last_hour_pct: float | None = None
     hourly: list[HourlyAvailability] = Field(default_factory=list)
     alerting: list[str] = Field(default_factory=list, description="Engaged alerts: threshold, unreachable")
@@ -123,7 +125,7 @@ def _probe(svc: Any, p: dict, hours: int) -> Probe:
     return Probe(id=p["id"], type=p["type"], target=p["target"], threshold=p["threshold"], unit=spec.unit,
                  operator=">" if spec.operator == "gt" else "<", granularity=p["granularity"],
                  options=p["options"], created_by=p["created_by"], enabled=p.get("enabled", True),
-                 last=Result(**{k: last.get(k) for k in Result.model_fields if k in last}) if last else None,
+                 last=Measurement(**{k: last.get(k) for k in Measurement.model_fields if k in last}) if last else None,
                  availability_last_hour_pct=hourly[-1]["availability_pct"] if hourly else None,
                  hourly=[HourlyAvailability(**h) for h in hourly] if hours else [],
                  alerting=[k for k in ("threshold", "unreachable")

@@ -13,10 +13,7 @@ DEVICE_DESC = "Device name as registered (see list_snmp_devices)"
 
 
 def _svc(call: ToolContext):
-    svc = call.app.components.get("snmp") if getattr(call.app, "components", None) else None
-    if svc is None:
-        raise ToolError("SNMP polling is not available on this server (the snmp component did not start)")
-    return svc
+    return call.component("snmp")
 
 
 def _visible_device(call: ToolContext, name: str):

@@ -8,7 +8,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
-from flowscope.services.timeseries import query as q
+from flowscope.services.timeseries import query as ts_query
 from flowscope.services.timeseries.charting import CHART_TYPES, SQL_UNITS, build_chart
 
 TIME_HELP = ("ISO 8601 UTC (2024-05-01T10:00:00Z), epoch seconds, 'now' or relative (-6h, -2d). "
@@ -22,7 +22,7 @@ async def _run(fn):
 
     try:
         return await anyio.to_thread.run_sync(fn)
-    except q.TimeseriesError as exc:
+    except ts_query.TimeseriesError as exc:
         raise ToolError(str(exc)) from None
     except GuardError as exc:
         raise ToolError(f"query refused: {exc}") from None
@@ -83,7 +83,7 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
     def work() -> ListTimeseriesResult:
         from flowscope.services.timeseries import retention_days
 
-        series = q.listing(call.app, call.scope, params.entity, params.start, params.end, params.limit)
+        series = ts_query.listing(call.app, call.scope, params.entity, params.start, params.end, params.limit)
         return ListTimeseriesResult(series=[SeriesInfo.model_validate(x) for x in series],
                                     retention_days=retention_days(call.app),
                                     time_rule="A flow counts in the bucket of its LAST_SEEN (UTC buckets).")
@@ -167,14 +167,14 @@ async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetT
 
     def work() -> GetTimeseriesResult:
         specs = [s.model_dump() for s in params.series]
-        ss = q.fetch(call.app, call.scope, specs, params.start, params.end, params.resolution,
+        ss = ts_query.fetch(call.app, call.scope, specs, params.start, params.end, params.resolution,
                      params.max_points)
         out = [SeriesOut(entity=s.entity, metric=s.metric, label=s.label, filters=s.filters, unit=s.unit,
-                         kind=s.kind, summary=q.summarize(s, ss.times, ss.step),
+                         kind=s.kind, summary=ts_query.summarize(s, ss.times, ss.step),
                          values=s.values if params.include_points else None) for s in ss.series]
         return GetTimeseriesResult(
-            start=q.fmt_time(ss.start), end=q.fmt_time(ss.end), step_s=ss.step, source=ss.source, tables=ss.tables,
-            series=out, times=[q.fmt_time(t) for t in ss.times] if params.include_points else None,
+            start=ts_query.fmt_time(ss.start), end=ts_query.fmt_time(ss.end), step_s=ss.step, source=ss.source, tables=ss.tables,
+            series=out, times=[ts_query.fmt_time(t) for t in ss.times] if params.include_points else None,
             notes=list(dict.fromkeys(ss.notes)))
 
     return await _run(work)
@@ -284,13 +284,13 @@ async def _top(call: ToolContext, p: TopParams, dimension: str) -> TopResult:
     def work() -> TopResult:
         filters = {"interface_id": str(p.interface_id)} if p.interface_id is not None else None
         others = [m for m in ("bytes", "packets", "flows") if m != p.metric]
-        r = q.rank(call.app, call.scope, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
+        r = ts_query.rank(call.app, call.scope, "application", dimension, p.metric, p.start, p.end, filters, p.limit,
                    also=others)
         rows = []
         for i, (name, v) in enumerate(r.items):
             rows.append(TopRow(name=name, bytes=r.extra["bytes"][i] or 0, packets=r.extra["packets"][i] or 0,
                                flows=r.extra["flows"][i] or 0, share=round(v / r.total, 6) if r.total else 0.0))
-        return TopResult(start=q.fmt_time(r.start), end=q.fmt_time(r.end), ranked_by=p.metric, rows=rows,
+        return TopResult(start=ts_query.fmt_time(r.start), end=ts_query.fmt_time(r.end), ranked_by=p.metric, rows=rows,
                          total=int(r.total or 0), truncated=any(x.name == "other" for x in rows) and
                          len(rows) > p.limit, source=r.table)
 

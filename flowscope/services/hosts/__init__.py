@@ -84,11 +84,7 @@ class HostsService:
                     store.insert_dicts("asset_history", history)
             except Exception:
                 log.exception("hosts: could not store %d assets", len(rows))
-                with self.model._lock:  # retry on the next flush
-                    for r in rows:
-                        ident = self.model.hosts.get(r["key"]) or self.model.macs.get(r["key"])
-                        if ident is not None:
-                            ident.dirty = True
+                self.model.mark_dirty(r["key"] for r in rows)  # retry on the next flush
                 return 0
             return len(rows)
 

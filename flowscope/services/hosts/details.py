@@ -8,9 +8,9 @@ from typing import Any
 
 from flowscope.auth import Scope, parse_ip
 from flowscope.services.errors import ServiceError
-from flowscope.services.flows import iso, parse_time, time_where
+from flowscope.services.flows import iso, parse_time
 from flowscope.services.hosts import geo as geo_mod
-from flowscope.services.hosts import queries as q
+from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.labels import label_of
 from flowscope.services.hosts.model import Identity
@@ -57,8 +57,8 @@ def host_info(app, scope: Scope, ip: str, vlan: int | None = None, top: int = 10
     scope.require(ip)
     t0, t1 = parse_time(begin), parse_time(end)
     svc = service(app)
-    hist = q.host_history(app.store, ip, vlan, t0, t1, top)
-    live = q.live_host(q.live_rows(app), ip, vlan, top)
+    hist = host_queries.host_history(app.store, ip, vlan, t0, t1, top)
+    live = host_queries.live_host(host_queries.live_rows(app), ip, vlan, top)
     idents = svc.model.get_host(ip, vlan)
     ht, lt = hist["totals"], live["totals"]
     if not ht["flows"] and not lt["flows"] and not idents:
@@ -92,14 +92,6 @@ def host_info(app, scope: Scope, ip: str, vlan: int | None = None, top: int = 10
     }
 
 
-def _mac_sides(tw: str) -> str:
-    return ("(SELECT SRC_IP AS ip, SRC2DST_BYTES AS s_bytes, DST2SRC_BYTES AS r_bytes, SRC2DST_PACKETS AS "
-            "s_pkts, DST2SRC_PACKETS AS r_pkts, 1 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-            f"WHERE SRC_MAC = {{mac:UInt64}} AND {tw} UNION ALL SELECT DST_IP AS ip, DST2SRC_BYTES, SRC2DST_BYTES, "
-            "DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
-            f"WHERE DST_MAC = {{mac:UInt64}} AND {tw})")
-
-
 def mac_info(app, scope: Scope, mac: str, begin: str | None = None, end: str | None = None,
              limit: int = 50) -> dict[str, Any]:
     """A MAC and the addresses behind it; traffic counts only the frames of visible addresses."""
@@ -108,12 +100,7 @@ def mac_info(app, scope: Scope, mac: str, begin: str | None = None, end: str | N
         raise ServiceError(f"not a MAC address: {mac!r} (e.g. 00:11:22:33:44:55)")
     svc = service(app)
     m = svc.model.get_mac(text)
-    params: dict[str, Any] = {"mac": int(text.replace(":", ""), 16)}
-    sides, vis = _mac_sides(time_where(parse_time(begin), parse_time(end), params)), scope.sql(["ip"])
-    tot = app.store.query(f"SELECT {q._TOTALS} FROM {sides} WHERE {vis}", params).dicts()[0]
-    ip_rows = app.store.query(
-        f"SELECT ip, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last FROM {sides} WHERE {vis} "
-        "GROUP BY ip ORDER BY last DESC LIMIT 5000", params).rows
+    tot, ip_rows = host_queries.mac_traffic(app.store, text, parse_time(begin), parse_time(end), scope.sql(["ip"]))
     ips: dict[str, float] = {}
     for ip, last in ip_rows:
         if svc.local.is_local(ip) or m is not None and m.type == "network_device":

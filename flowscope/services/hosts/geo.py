@@ -164,7 +164,7 @@ def lookup(ip: str) -> GeoInfo:
     return geo().lookup(ip)
 
 
-def _row_ip(row: dict[str, Any], side: str) -> str:
+def row_ip(row: dict[str, Any], side: str) -> str:
     ip = row.get(f"{side}_IP")
     if ip:
         return ip
@@ -185,7 +185,7 @@ def enrich_flow_rows(rows: Iterable[dict[str, Any]]) -> None:
             cc_key, asn_key = f"{side}_COUNTRY_CODE", f"{side}_ASN"
             if row.get(cc_key) and row.get(asn_key):
                 continue
-            ip = _row_ip(row, side)
+            ip = row_ip(row, side)
             if not ip:
                 continue
             info = g.lookup(ip)

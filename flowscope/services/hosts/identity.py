@@ -547,11 +547,11 @@ class LiveSniffer:
 
 def learn_from_flow_rows(model: HostModel, rows: list[dict[str, Any]], app_name: Callable[[dict], str] | None = None) -> None:
     """What finished flows tell: MACs, server names (SNI/Host), User-Agents, listening services."""
-    from flowscope.services.hosts.geo import _row_ip
+    from flowscope.services.hosts.geo import row_ip
 
     for r in rows:
         try:
-            src, dst = _row_ip(r, "SRC"), _row_ip(r, "DST")
+            src, dst = row_ip(r, "SRC"), row_ip(r, "DST")
             if not src or not dst:
                 continue
             vlan = int(r.get("VLAN_ID") or 0)
@@ -593,6 +593,6 @@ def _mac_of(v: Any) -> str:
 def _ts(v: Any) -> float:
     if isinstance(v, (int, float)):
         return float(v)
-    from flowscope.services.hosts.model import _epoch
+    from flowscope.services.hosts.model import epoch_of
 
-    return _epoch(v)
+    return epoch_of(v)

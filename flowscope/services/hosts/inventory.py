@@ -106,9 +106,7 @@ def lan_devices(app, scope: Scope, limit: int = 200, include_inactive: bool = Tr
     yet (not shown to users limited to networks: nothing ties them to their networks)."""
     svc = service(app)
     since = None if include_inactive else parse_time(active_within)
-    with svc.model._lock:
-        hosts = [h for h in svc.model.hosts.values() if h.is_local]
-        macs = list(svc.model.macs.values())
+    hosts, macs = svc.model.local_hosts_and_macs()
     out = []
     for h in hosts:
         if not scope.visible(h.ip) or (since and h.last_seen < since) or not (h.mac or h.names or h.os_evidence):

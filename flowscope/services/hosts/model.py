@@ -153,7 +153,7 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
 
 
-def _epoch(text: Any) -> float:
+def epoch_of(text: Any) -> float:
     if isinstance(text, (int, float)):
         return float(text)
     if not text:
@@ -211,6 +211,19 @@ class HostModel:
     def get_mac(self, mac: str) -> Identity | None:
         with self._lock:
             return self.macs.get(mac_text(mac))
+
+    def local_hosts_and_macs(self) -> tuple[list[Identity], list[Identity]]:
+        """A consistent snapshot: the local hosts, and every MAC."""
+        with self._lock:
+            return [h for h in self.hosts.values() if h.is_local], list(self.macs.values())
+
+    def mark_dirty(self, keys: Iterable[str]) -> None:
+        """Write these identities again on the next flush (a failed write)."""
+        with self._lock:
+            for key in keys:
+                ident = self.hosts.get(key) or self.macs.get(key)
+                if ident is not None:
+                    ident.dirty = True
 
     # ---- observations --------------------------------------------------------------------
     def observe_mac(self, ip: str, mac: str, ts: float, vlan: int = 0) -> None:
@@ -422,20 +435,20 @@ class HostModel:
                     info = {}
                 ident = Identity(r["type"], r["key"], ip=r.get("ip") or "", mac=r.get("mac") or "",
                                  vlan=int(r.get("vlan") or 0), gateway_mac=r.get("gateway_mac") or "")
-                ident.first_seen = _epoch(r.get("first_seen"))
-                ident.last_seen = _epoch(r.get("last_seen"))
+                ident.first_seen = epoch_of(r.get("first_seen"))
+                ident.last_seen = epoch_of(r.get("last_seen"))
                 ident.is_local = bool(r.get("is_local"))
                 ident.score = int(r.get("score") or 0)
                 ident.alerts = int(r.get("alerts") or 0)
                 ident.version = int(r.get("version") or 0)
                 self._version = max(self._version, ident.version)
                 for nm in info.get("names", []):
-                    ident.names[nm["name"]] = [nm["source"], _epoch(nm.get("first_seen")), _epoch(nm.get("last_seen"))]
+                    ident.names[nm["name"]] = [nm["source"], epoch_of(nm.get("first_seen")), epoch_of(nm.get("last_seen"))]
                 ident.os_evidence = [dict(e, weight=osguess.WEIGHT.get(e.get("source"), 10))
                                      for e in info.get("os_evidence", []) if e.get("os")]
                 ident.services = {s["service"]: s.get("application", "") for s in info.get("services", [])}
                 ident.mdns_services = list(info.get("mdns_services", []))
-                ident.ips = {x["ip"]: _epoch(x.get("last_seen")) for x in info.get("ips", [])}
+                ident.ips = {x["ip"]: epoch_of(x.get("last_seen")) for x in info.get("ips", [])}
                 ident.remote_ips = int(info.get("remote_ips", 0))
                 ident.is_gateway = bool(info.get("is_gateway", False))
                 ident.dhcp = dict(info.get("dhcp", {}))

@@ -49,12 +49,29 @@ def _host_params(ip: str, vlan: int | None, params: dict[str, Any]) -> tuple[str
     return common, s, d
 
 
-_TOTALS = (
+TOTALS = (
     "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, sum(s_pkts) AS packets_sent, "
     "sum(r_pkts) AS packets_rcvd, count() AS flows, sum(as_client) AS flows_as_client, "
     "count() - sum(as_client) AS flows_as_server, toUnixTimestamp64Milli(min(FIRST_SEEN)) / 1000 AS first_seen, "
     "toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last_seen, sum(SCORE) AS score"
 )
+
+
+def mac_traffic(store, mac: str, begin: float | None, end: float | None,
+                visible: str) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Totals of the flows with this MAC on either side, and the addresses seen behind it
+    (ip, last seen epoch), newest first. `visible` is the caller's SQL filter on `ip`."""
+    params: dict[str, Any] = {"mac": int(mac.replace(":", ""), 16)}
+    tw = time_where(begin, end, params)
+    sides = ("(SELECT SRC_IP AS ip, SRC2DST_BYTES AS s_bytes, DST2SRC_BYTES AS r_bytes, SRC2DST_PACKETS AS "
+             "s_pkts, DST2SRC_PACKETS AS r_pkts, 1 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
+             f"WHERE SRC_MAC = {{mac:UInt64}} AND {tw} UNION ALL SELECT DST_IP AS ip, DST2SRC_BYTES, SRC2DST_BYTES, "
+             "DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FIRST_SEEN, LAST_SEEN, SCORE FROM flows "
+             f"WHERE DST_MAC = {{mac:UInt64}} AND {tw})")
+    totals = store.query(f"SELECT {TOTALS} FROM {sides} WHERE {visible}", params).dicts()[0]
+    ips = store.query(f"SELECT ip, toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last FROM {sides} "
+                      f"WHERE {visible} GROUP BY ip ORDER BY last DESC LIMIT 5000", params).rows
+    return totals, ips
 
 
 def host_history(store, ip: str, vlan: int | None = None, begin: float | None = None, end: float | None = None,
@@ -64,7 +81,7 @@ def host_history(store, ip: str, vlan: int | None = None, begin: float | None = 
     common, s, d = _host_params(ip, vlan, params)
     where = f"({common}) AND ({time_where(begin, end, params)})"
     sides = host_sides(where, s, d)
-    totals = store.query(f"SELECT {_TOTALS} FROM {sides}", params).dicts()
+    totals = store.query(f"SELECT {TOTALS} FROM {sides}", params).dicts()
     out: dict[str, Any] = {"totals": totals[0] if totals and totals[0]["flows"] else _empty_totals()}
     if not out["totals"]["flows"]:
         out.update(applications=[], l4_protocols=[], peers=[], services=[], vlans=[])
@@ -120,7 +137,7 @@ def all_hosts(store, begin: float | None = None, end: float | None = None, visib
     key = ORDER.get(order, "bytes")
     hw = visible_sql if local_sql is None else f"({visible_sql}) AND ({local_sql})"
     return store.query(
-        f"SELECT ip, vlan, {_TOTALS}, bytes_sent + bytes_rcvd AS bytes, packets_sent + packets_rcvd AS packets, "
+        f"SELECT ip, vlan, {TOTALS}, bytes_sent + bytes_rcvd AS bytes, packets_sent + packets_rcvd AS packets, "
         f"any(country) AS country_code FROM {host_sides(where)} WHERE {hw} GROUP BY ip, vlan "
         f"ORDER BY {key} DESC, ip LIMIT {{lim:UInt32}}", params).dicts()
 

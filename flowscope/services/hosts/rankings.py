@@ -9,7 +9,7 @@ from typing import Any
 from flowscope.auth import Scope
 from flowscope.services.flows import parse_time
 from flowscope.services.hosts import geo as geo_mod
-from flowscope.services.hosts import queries as q
+from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.details import name_of
 
@@ -19,7 +19,7 @@ COUNTRY_TOTALS = ("hosts", "bytes", "bytes_sent", "bytes_rcvd", "flows", "score"
 def countries(app, scope: Scope, by: str = "bytes", begin: str | None = None, end: str | None = None,
               limit: int = 20) -> dict[str, Any]:
     """Countries of the visible hosts, ranked by `by`, with each one's top 5 hosts."""
-    hosts = q.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), "bytes", 200_000)
+    hosts = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), "bytes", 200_000)
     agg: dict[str, dict[str, Any]] = {}
     unknown = 0
     g = geo_mod.geo()
@@ -52,7 +52,7 @@ def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: st
     svc = service(app)
     if source == "live":
         rows = []
-        for (ip, vlan), t in q.live_hosts(q.live_rows(app)).items():
+        for (ip, vlan), t in host_queries.live_hosts(host_queries.live_rows(app)).items():
             local = svc.local.is_local(ip)
             if scope.visible(ip) and where != ("remote" if local else "local"):
                 rows.append(dict(t, ip=ip, vlan=vlan))
@@ -60,8 +60,8 @@ def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: st
         rows = rows[:limit + 1]
     else:
         nets = svc.local.networks
-        local_sql = {"local": q.cidr_sql("ip", nets), "remote": "NOT " + q.cidr_sql("ip", nets)}.get(where)
-        rows = q.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), by, limit + 1,
+        local_sql = {"local": host_queries.cidr_sql("ip", nets), "remote": "NOT " + host_queries.cidr_sql("ip", nets)}.get(where)
+        rows = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), by, limit + 1,
                            local_sql)
     out = []
     for r in rows[:limit]:
@@ -81,8 +81,8 @@ def local_networks(app, scope: Scope, with_traffic: bool = True) -> dict[str, An
         info: dict[str, Any] = {"network": str(n)}
         if with_traffic:
             r = app.store.query(
-                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {q.host_sides()} "
-                f"WHERE {q.cidr_sql('ip', [n])} AND {scope.sql(['ip'])}").dicts()[0]
+                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {host_queries.host_sides()} "
+                f"WHERE {host_queries.cidr_sql('ip', [n])} AND {scope.sql(['ip'])}").dicts()[0]
             info.update(hosts=int(r["hosts"]), bytes_sent=int(r["s"]), bytes_rcvd=int(r["r"]))
         out.append(info)
     src = "configuration (--local-networks or [flowscope] local_networks)" \

@@ -37,16 +37,8 @@ IF_COLUMNS = {
 
 # IF-MIB ifXTable (1.3.6.1.2.1.31.1.1.1.<col>.<ifIndex>)
 IFX_TABLE = "1.3.6.1.2.1.31.1.1.1"
-IFX_COLUMNS = {
-    1: "name",
-    6: "hc_in_octets",
-    7: "hc_in_ucast_pkts",
-    10: "hc_out_octets",
-    11: "hc_out_ucast_pkts",
-    15: "high_speed",
-    18: "alias",
-    19: "counter_discontinuity",
-}
+IFX_COLUMNS = {1: "name", 6: "hc_in_octets", 7: "hc_in_ucast_pkts", 10: "hc_out_octets", 11: "hc_out_ucast_pkts",
+               15: "high_speed", 18: "alias", 19: "counter_discontinuity"}
 
 # IP-MIB ipAddrTable (IPv4, deprecated but universal): 1.3.6.1.2.1.4.20.1.<col>.<a.b.c.d>
 IP_ADDR_TABLE = "1.3.6.1.2.1.4.20.1"
@@ -58,15 +50,8 @@ IP_ADDRESS_COLUMNS = {3: "if_index", 4: "type", 5: "prefix"}
 
 # LLDP-MIB: remote table index = timeMark.localPortNum.remIndex
 LLDP_REM_TABLE = "1.0.8802.1.1.2.1.4.1.1"
-LLDP_REM_COLUMNS = {
-    4: "chassis_id_subtype",
-    5: "chassis_id",
-    6: "port_id_subtype",
-    7: "port_id",
-    8: "port_descr",
-    9: "sys_name",
-    10: "sys_descr",
-}
+LLDP_REM_COLUMNS = {4: "chassis_id_subtype", 5: "chassis_id", 6: "port_id_subtype", 7: "port_id", 8: "port_descr",
+                    9: "sys_name", 10: "sys_descr"}
 # lldpLocPortTable: local port number -> port id / description
 LLDP_LOC_PORT_TABLE = "1.0.8802.1.1.2.1.3.7.1"
 LLDP_LOC_PORT_COLUMNS = {2: "id_subtype", 3: "port_id", 4: "port_descr"}

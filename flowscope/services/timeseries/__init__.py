@@ -1,6 +1,6 @@
 """Timeseries: rollups of `flows` at 1 min / 5 min / 1 h, ntopng's hourly_flows, and charts.
 
-Storage (DDL in the `# --- timeseries ---` section of flowscope/store/schema.py):
+Storage (DDL in flowscope/store/tables/timeseries.py):
   * `ts_<kind>_<res>` for kind in interface, host, application, category, country, asn and
     res in 1m, 5m, 1h: AggregatingMergeTree tables of SimpleAggregateFunction(sum) counters,
     fed on insert by materialised views chained flows -> 1m -> 5m -> 1h.

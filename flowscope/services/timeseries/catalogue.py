@@ -1,8 +1,8 @@
 """The series catalogue: which timeseries exist, where they are stored and how to read them.
 
 An entity kind (interface, host, application, SNMP interface, probe...) maps to storage — either
-rollup tables at fixed resolutions (fed by materialised views over `flows`, see the
-`# --- timeseries ---` section of flowscope/store/schema.py) or one raw table with a time column
+rollup tables at fixed resolutions (fed by materialised views over `flows`, see
+flowscope/store/tables/timeseries.py) or one raw table with a time column
 that is bucketed on the fly — plus its metrics (SQL aggregates over that storage) and its
 dimensions (filter / split keys, as SQL label expressions).
 

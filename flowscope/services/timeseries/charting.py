@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowscope.services import charts
-from flowscope.services.timeseries import query as q
+from flowscope.services.timeseries import query as ts_query
 
 CHART_TYPES = ("line", "area", "bar", "pie", "heatmap", "sankey")
 SQL_UNITS = ("", "bytes", "bit/s", "packets", "packets/s", "flows", "ms", "%", "count", "score")
@@ -51,7 +51,7 @@ def plural(dimension: str) -> str:
 
 
 def _range_text(t0: datetime, t1: datetime) -> str:
-    return f"{q.fmt_time(t0)} → {q.fmt_time(t1)} UTC"
+    return f"{ts_query.fmt_time(t0)} → {ts_query.fmt_time(t1)} UTC"
 
 
 def build_chart(app, scope, chart_type: str, *, sql: str | None = None, entity: str | None = None,
@@ -59,7 +59,7 @@ def build_chart(app, scope, chart_type: str, *, sql: str | None = None, entity: 
                 dimension: str | None = None, top_n: int = 8, start=None, end=None,
                 resolution: str | None = None, title: str | None = None, unit: str = "") -> ChartOutput:
     if chart_type not in CHART_TYPES:
-        raise q.TimeseriesError(f"unknown chart type {chart_type!r}; use one of {', '.join(CHART_TYPES)}")
+        raise ts_query.TimeseriesError(f"unknown chart type {chart_type!r}; use one of {', '.join(CHART_TYPES)}")
     top_n = max(1, min(int(top_n), 25))
     if sql:
         return _sql_chart(app, scope, chart_type, sql, title, unit, top_n)
@@ -78,10 +78,10 @@ def build_chart(app, scope, chart_type: str, *, sql: str | None = None, entity: 
 # --- named series ----------------------------------------------------------------------------------
 def _series_chart(app, scope, chart_type, entity, metric, filters, split_by, top_n, start, end, resolution,
                   title) -> ChartOutput:
-    kind = q.get_kind(entity)
+    kind = ts_query.get_kind(entity)
     if chart_type == "area" and not split_by and kind.key and not (filters or {}).get(kind.key):
         split_by = kind.key if entity != "interface" else None
-    ss = q.fetch(app, scope, [{"entity": entity, "metrics": [metric] if metric else None,
+    ss = ts_query.fetch(app, scope, [{"entity": entity, "metrics": [metric] if metric else None,
                                    "filters": filters or {}, "split_by": split_by, "top_n": top_n}],
                  start=start, end=end, resolution=resolution, max_points=400, top_n=top_n)
     first = ss.series[0]
@@ -89,7 +89,7 @@ def _series_chart(app, scope, chart_type, entity, metric, filters, split_by, top
     default_title = (f"{entity.replace('_', ' ').capitalize()} {metric_title(first.metric).lower()}"
                      if not split_by else f"{metric_title(first.metric)} by {split_by.replace('_', ' ')}")
     default_title += f" — {what}" if what else ""
-    sub = f"{_range_text(ss.start, ss.end)} · {q.step_label(ss.step)} buckets · source {', '.join(ss.tables)}"
+    sub = f"{_range_text(ss.start, ss.end)} · {ts_query.step_label(ss.step)} buckets · source {', '.join(ss.tables)}"
     if ss.notes:
         sub += " · " + "; ".join(dict.fromkeys(ss.notes))
     png = charts.timeseries(title or default_title, ss.times,
@@ -99,23 +99,23 @@ def _series_chart(app, scope, chart_type, entity, metric, filters, split_by, top
     rows = []
     for s in ss.series:
         for t, v, r in zip(ss.times, s.values, s.rates()):
-            rows.append([q.fmt_time(t), s.label, v, None if r is None else round(r, 6)])
+            rows.append([ts_query.fmt_time(t), s.label, v, None if r is None else round(r, 6)])
     rows, trunc = _bounded(rows)
     return ChartOutput(png, title or default_title, chart_type,
                        ["time", "series", f"value ({first.unit} per bucket)" if first.kind == "counter"
                         else f"value ({first.unit})", f"plotted ({first.rate_unit})"], rows, trunc,
-                       {"start": q.fmt_time(ss.start), "end": q.fmt_time(ss.end), "step_s": ss.step,
+                       {"start": ts_query.fmt_time(ss.start), "end": ts_query.fmt_time(ss.end), "step_s": ss.step,
                         "source": ss.source, "tables": ss.tables, "unit": first.unit, "plotted_unit": first.rate_unit,
                         "time_rule": "a flow counts in the bucket of its LAST_SEEN"})
 
 
 def _ranking_chart(app, scope, chart_type, entity, metric, filters, dimension, top_n, start, end,
                    title) -> ChartOutput:
-    kind = q.get_kind(entity)
+    kind = ts_query.get_kind(entity)
     dimension = dimension or kind.key
     if not dimension:
-        raise q.TimeseriesError(f"give a dimension to rank {entity} by: {', '.join(d.name for d in kind.dimensions)}")
-    r = q.rank(app, scope, entity, dimension, metric or kind.metrics[0].name, start, end, filters, top_n)
+        raise ts_query.TimeseriesError(f"give a dimension to rank {entity} by: {', '.join(d.name for d in kind.dimensions)}")
+    r = ts_query.rank(app, scope, entity, dimension, metric or kind.metrics[0].name, start, end, filters, top_n)
     unit = {"bytes": "B"}.get(r.metric.unit, r.metric.unit)
     default_title = f"Top {plural(dimension)} by {metric_title(r.metric.name).lower()}"
     sub = f"{_range_text(r.start, r.end)} · total {charts.format_value(r.total, unit)} · source {r.table}"
@@ -126,12 +126,12 @@ def _ranking_chart(app, scope, chart_type, entity, metric, filters, dimension, t
     rows = [[lab, v, round(v / r.total, 6) if r.total else None] for lab, v in r.items]
     return ChartOutput(png, title or default_title, chart_type, [dimension, f"{r.metric.name} ({r.metric.unit})",
                                                                  "share"], rows, False,
-                       {"start": q.fmt_time(r.start), "end": q.fmt_time(r.end), "total": r.total,
+                       {"start": ts_query.fmt_time(r.start), "end": ts_query.fmt_time(r.end), "total": r.total,
                         "source": r.source, "table": r.table})
 
 
 def _heatmap_chart(app, scope, entity, metric, filters, start, end, title) -> ChartOutput:
-    ss, s, ys, cells = q.heatmap(app, scope, entity, metric or q.get_kind(entity).metrics[0].name, filters,
+    ss, s, ys, cells = ts_query.heatmap(app, scope, entity, metric or ts_query.get_kind(entity).metrics[0].name, filters,
                                  start, end)
     hours = list(range(24))
     matrix = [[cells.get((y, h)) for h in hours] for y in ys]
@@ -142,12 +142,12 @@ def _heatmap_chart(app, scope, entity, metric, filters, start, end, title) -> Ch
                          x_label="hour of day (UTC)", y_label="day" if ys and ys[0][0].isdigit() else "weekday")
     rows = [[y, h, cells[(y, h)]] for y in ys for h in hours if (y, h) in cells]
     return ChartOutput(png, title or default_title, "heatmap", ["day", "hour", f"{s.metric} ({s.unit})"], rows, False,
-                       {"start": q.fmt_time(ss.start), "end": q.fmt_time(ss.end), "source": ss.source})
+                       {"start": ts_query.fmt_time(ss.start), "end": ts_query.fmt_time(ss.end), "source": ss.source})
 
 
 def _sankey_chart(app, scope, metric, filters, top_n, start, end, title) -> ChartOutput:
     metric = metric or "bytes"
-    t0, t1, links = q.sankey_links(app, scope, start, end, filters, top_n, metric)
+    t0, t1, links = ts_query.sankey_links(app, scope, start, end, filters, top_n, metric)
     unit = {"bytes": "B"}.get(metric, metric)
     default_title = f"Who talks to whom: client → application → server ({metric})"
     sub = f"{_range_text(t0, t1)} · top {top_n} per column, the rest as 'other' · from flows"
@@ -155,7 +155,7 @@ def _sankey_chart(app, scope, metric, filters, top_n, start, end, title) -> Char
                         ("client", "application", "server"), unit, sub)
     rows, trunc = _bounded([list(link) for link in links])
     return ChartOutput(png, title or default_title, "sankey", ["client", "application", "server", metric], rows,
-                       trunc, {"start": q.fmt_time(t0), "end": q.fmt_time(t1), "source": "flows"})
+                       trunc, {"start": ts_query.fmt_time(t0), "end": ts_query.fmt_time(t1), "source": "flows"})
 
 
 # --- SQL --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def _sql_chart(app, scope, chart_type, sql, title, unit, top_n) -> ChartOutput:
     from flowscope.store.guard import run_guarded  # GuardError propagates unchanged to the caller
 
     if unit not in SQL_UNITS:
-        raise q.TimeseriesError(f"unit must be one of {', '.join(repr(u) for u in SQL_UNITS)}")
+        raise ts_query.TimeseriesError(f"unit must be one of {', '.join(repr(u) for u in SQL_UNITS)}")
     out = run_guarded(app, scope.principal, sql, max_rows=MAX_TABLE_ROWS)
     cols, rows = out.columns, out.rows
     title = title or "Query result"
@@ -203,10 +203,10 @@ def _sql_chart(app, scope, chart_type, sql, title, unit, top_n) -> ChartOutput:
     plot_unit = {"bytes": "B", "count": ""}.get(unit, unit)
     need = {"line": 2, "area": 2, "bar": 2, "pie": 2, "heatmap": 3, "sankey": 3}[chart_type]
     if len(cols) < need:
-        raise q.TimeseriesError(_shape_help(chart_type))
+        raise ts_query.TimeseriesError(_shape_help(chart_type))
     if chart_type in ("line", "area"):
         if rows and _as_time(rows[0][0]) is None:
-            raise q.TimeseriesError(_shape_help(chart_type))
+            raise ts_query.TimeseriesError(_shape_help(chart_type))
         times_idx: dict[str, int] = {}
         series: dict[str, dict[int, float | None]] = {}
         long_form = len(cols) >= 3 and rows and not _is_num(rows[0][1])

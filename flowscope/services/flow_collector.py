@@ -1,4 +1,5 @@
-"""Component `collector`: NetFlow v5/v9, IPFIX and sFlow collection (off unless listen URLs are given).
+"""Component `collector` (app.components["collector"]): runs flowscope/collector, NetFlow v5/v9,
+IPFIX and sFlow collection (off unless listen URLs are given).
 
 `flowscope serve --collect udp://0.0.0.0:2055` (repeatable) or, in the config file::
 
@@ -9,6 +10,8 @@
 from __future__ import annotations
 
 from flowscope.collector.runtime import FlowCollector
+
+COMPONENT = "collector"
 
 
 class _LazySnmp:

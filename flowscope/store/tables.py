@@ -1,3 +1,0 @@
-"""Imports every module that registers tables, so `Store.migrate` sees them all."""
-
-from flowscope.store import schema  # noqa: F401

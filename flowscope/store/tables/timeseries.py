@@ -1,0 +1,179 @@
+"""Rollups of `flows` at 1 minute, 5 minutes and 1 hour, and ntopng's `hourly_flows`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flowscope.store.schema import C, Column, Table, quote, register, register_view
+from flowscope.store.tables.flows import FLOWS
+
+# Rollups of `flows` at 1-minute, 5-minute and 1-hour resolution, fed on insert by materialised
+# views chained flows -> ts_<kind>_1m -> ts_<kind>_5m -> ts_<kind>_1h, plus ntopng's
+# `hourly_flows`. flowscope/services/timeseries queries them and applies the configured TTLs.
+
+TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
+TS_ATTRIBUTION = (
+    "A flow row counts entirely in the bucket holding its LAST_SEEN (ntopng-style: a flow is "
+    "accounted when it ends or is exported; long flows are cut into active-timeout segments), "
+    "so sums over whole buckets equal sums over `flows` filtered on LAST_SEEN."
+)
+_TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour"}
+_TS_WRITTEN = C("written", "SimpleAggregateFunction(max, DateTime('UTC'))",
+                "When the row was last written; retention (TTL) counts from here, so imported "
+                "old captures are kept for the full retention")
+_TS_NAME = ("dictGetOrDefault('ndpi_protocols', 'name', toUInt64({c}), toString({c}))")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One family of timeseries tables: what a `flows` row contributes, keyed by `dims`."""
+    kind: str
+    what: str
+    dims: tuple[Column, ...]
+    dim_exprs: tuple[str, ...]  # expression over `flows` (after array_join) for each dim
+    metrics: tuple[tuple[str, str, str], ...]  # (name, per-row UInt64 expression, comment)
+    array_join: str = ""
+    where: str = "1"
+    aliases: tuple[Column, ...] = ()
+    network_columns: tuple[str, ...] = ()
+
+    def table(self, res: str) -> str:
+        return f"ts_{self.kind}_{res}"
+
+    def rows_sql(self, extra_where: str = "1") -> str:
+        """Per-flow rows (time = LAST_SEEN) with the rollup's columns, before aggregation."""
+        cols = ["LAST_SEEN AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
+        cols += [f"toUInt64({e}) AS `{m}`" for m, e, _ in self.metrics]
+        return (f"SELECT {', '.join(cols)} FROM flows {self.array_join} "
+                f"WHERE ({self.where}) AND ({extra_where})")
+
+
+TS_ROLLUPS: dict[str, Rollup] = {}
+
+
+def _ts_register(r: Rollup) -> Rollup:
+    TS_ROLLUPS[r.kind] = r
+    keys = ", ".join(f"`{d.name}`" for d in r.dims)
+    prev = None
+    for res, _secs, days in TS_RESOLUTIONS:
+        name = r.table(res)
+        metric_cols = tuple(C(m, "SimpleAggregateFunction(sum, UInt64)", c) for m, _e, c in r.metrics)
+        register(Table(
+            name=name,
+            comment=(f"{r.what}, one row per {res} bucket (`time`, UTC) and key. {TS_ATTRIBUTION} "
+                     f"Fed on insert by materialised view mv_{name}"
+                     + (f" from {prev}" if prev else " from flows") +
+                     f"; query with sum() and GROUP BY (rows merge lazily). Retention: "
+                     f"[timeseries] retention_{res}_days (default {days}) after `written`."),
+            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket"),) + r.dims
+            + metric_cols + (_TS_WRITTEN,) + r.aliases,
+            engine="AggregatingMergeTree",
+            order_by=f"(time, {keys})",
+            partition_by="toYYYYMM(time)",
+            ttl=f"written + INTERVAL {days} DAY",
+            network_columns=r.network_columns,
+        ))
+        sums = ", ".join(f"sum(`{m}`) AS `{m}`" for m, _e, _c in r.metrics)
+        if prev is None:
+            dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
+            msum = ", ".join(f"sum(toUInt64({e})) AS `{m}`" for m, e, _c in r.metrics)
+            select = (f"SELECT toStartOfMinute(LAST_SEEN) AS time, {dims}, {msum}, now() AS written "
+                      f"FROM flows {r.array_join} WHERE {r.where} GROUP BY time, {keys}")
+        else:
+            select = (f"SELECT {_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
+                      f"FROM `{prev}` GROUP BY time, {keys}")
+        register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_{name}` TO `{name}` AS {select} "
+                      f"COMMENT {quote(f'Feeds {name} on every insert into ' + (prev or 'flows'))}")
+        prev = name
+    return r
+
+
+_IFACE = C("INTERFACE_ID", "UInt16", "Source interface id (see get_interfaces)")
+_HOST_SIDES = ("ARRAY JOIN [tuple(SRC_IP, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, 1, 0), "
+               "tuple(DST_IP, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, 1)] AS side")
+_GEO_SIDES = ("ARRAY JOIN [tuple({s}, SRC2DST_BYTES, DST2SRC_BYTES, 1), "
+              "tuple({d}, DST2SRC_BYTES, SRC2DST_BYTES, 1)] AS side")
+_SENT_RCVD = (("bytes_sent", "side.2", "Bytes sent by this side of its flows"),
+              ("bytes_rcvd", "side.3", "Bytes received by this side of its flows"),
+              ("flows", "side.4", "Flow rows ending in the bucket with this on one side (twice when on both)"))
+_BPF = (("bytes", "TOTAL_BYTES", "Bytes in both directions"), ("packets", "PACKETS", "Packets in both directions"),
+        ("flows", "1", "Flow rows ending in the bucket"))
+
+_ts_register(Rollup(
+    kind="interface", what="Traffic per interface: bytes, packets, flows and capture drops",
+    dims=(_IFACE,), dim_exprs=("INTERFACE_ID",),
+    metrics=_BPF + (("drops", "0", "Packets the capture dropped (written by the capture, not from flows)"),),
+))
+_ts_register(Rollup(
+    kind="host", what="Traffic per host (each flow counts for its client and its server)",
+    dims=(_IFACE, C("host", "String", "Host address (IPv4 or IPv6 text)")),
+    dim_exprs=("INTERFACE_ID", "side.1"),
+    metrics=(("bytes_sent", "side.2", "Bytes the host sent"), ("bytes_rcvd", "side.3", "Bytes the host received"),
+             ("packets_sent", "side.4", "Packets the host sent"), ("packets_rcvd", "side.5", "Packets the host received"),
+             ("flows_as_client", "side.6", "Flows where the host was the client"),
+             ("flows_as_server", "side.7", "Flows where the host was the server"),
+             ("score", "SCORE", "Sum of the scores of the host's flows ending in the bucket")),
+    array_join=_HOST_SIDES, network_columns=("host",),
+))
+_ts_register(Rollup(
+    kind="application", what="Traffic per nDPI application (L7_PROTO) and L4 protocol",
+    dims=(_IFACE, C("PROTOCOL", "UInt8", "IP protocol number"),
+          C("L7_PROTO_MASTER", "UInt16", "nDPI master protocol id, 0 when none"),
+          C("L7_PROTO", "UInt16", "nDPI application protocol id")),
+    dim_exprs=("INTERFACE_ID", "PROTOCOL", "L7_PROTO_MASTER", "L7_PROTO"), metrics=_BPF,
+    aliases=(C("L7_PROTO_NAME", "String", "nDPI application name", alias=_TS_NAME.format(c="L7_PROTO")),),
+))
+_ts_register(Rollup(
+    kind="category", what="Traffic per nDPI category",
+    dims=(_IFACE, C("L7_CATEGORY", "UInt16", "nDPI category id")),
+    dim_exprs=("INTERFACE_ID", "L7_CATEGORY"), metrics=_BPF,
+    aliases=(C("L7_CATEGORY_NAME", "String", "nDPI category name",
+               alias="dictGetOrDefault('ndpi_categories', 'name', toUInt64(L7_CATEGORY), toString(L7_CATEGORY))"),),
+))
+_ts_register(Rollup(
+    kind="country", what="Traffic per country (of client and of server; unknown countries left out)",
+    dims=(_IFACE, C("country", "LowCardinality(String)", "ISO country code")),
+    dim_exprs=("INTERFACE_ID", "side.1"), metrics=_SENT_RCVD,
+    array_join=_GEO_SIDES.format(s="SRC_COUNTRY_CODE", d="DST_COUNTRY_CODE"), where="side.1 != ''",
+))
+_ts_register(Rollup(
+    kind="asn", what="Traffic per autonomous system (of client and of server; ASN 0 left out)",
+    dims=(_IFACE, C("asn", "UInt32", "Autonomous system number")),
+    dim_exprs=("INTERFACE_ID", "side.1"), metrics=_SENT_RCVD,
+    array_join=_GEO_SIDES.format(s="SRC_ASN", d="DST_ASN"), where="side.1 != 0",
+))
+
+_HF_KEYS = ("INTERFACE_ID", "VLAN_ID", "IP_PROTOCOL_VERSION", "PROTOCOL", "IPV4_SRC_ADDR", "IPV6_SRC_ADDR",
+            "IPV4_DST_ADDR", "IPV6_DST_ADDR", "IP_DST_PORT", "L7_PROTO", "L7_PROTO_MASTER")
+_HF_SUMS = ("PACKETS", "TOTAL_BYTES", "SRC2DST_BYTES", "DST2SRC_BYTES", "SRC2DST_PACKETS", "DST2SRC_PACKETS",
+            "SCORE")
+_F = {c.name: c for c in FLOWS.columns}
+HOURLY_FLOWS = register(Table(
+    name="hourly_flows",
+    comment=("ntopng's hourly_flows: one row per hour (FLOW_TIME), host pair, L4/L7 protocol and server port, "
+             "with NUM_FLOWS and summed counters, for fast long-range queries. " + TS_ATTRIBUTION.replace(
+                 "the bucket", "the hour") + " Fed on insert by mv_hourly_flows; query with sum() and GROUP BY. "
+             "Retention: [timeseries] retention_hourly_flows_days (default 365) after `written`."),
+    columns=(C("FLOW_TIME", "DateTime('UTC')", "Start of the hour of LAST_SEEN"),)
+    + tuple(_F[k] for k in _HF_KEYS)
+    + (C("FIRST_SEEN", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))", "Earliest FIRST_SEEN of the flows"),
+       C("LAST_SEEN", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))", "Latest LAST_SEEN of the flows"),
+       C("NUM_FLOWS", "SimpleAggregateFunction(sum, UInt64)", "Number of flow rows aggregated"))
+    + tuple(C(k, "SimpleAggregateFunction(sum, UInt64)", "Sum of flows." + k) for k in _HF_SUMS)
+    + (C("FLOW_RISK", "SimpleAggregateFunction(groupBitOr, UInt64)", "OR of the flows' risk bitmaps"),
+       _TS_WRITTEN)
+    + tuple(_F[a] for a in ("SRC_IP", "DST_IP", "DST_PORT", "BYTES", "L4_PROTO_NAME", "L7_PROTO_NAME")),
+    engine="AggregatingMergeTree",
+    order_by="(FLOW_TIME, " + ", ".join(_HF_KEYS) + ")",
+    partition_by="toYYYYMM(FLOW_TIME)",
+    ttl="written + INTERVAL 365 DAY",
+    network_columns=("SRC_IP", "DST_IP"),
+))
+register_view(
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_hourly_flows` TO `hourly_flows` AS SELECT "
+    "toStartOfHour(flows.LAST_SEEN) AS FLOW_TIME, " + ", ".join(_HF_KEYS) + ", min(flows.FIRST_SEEN) AS "
+    "FIRST_SEEN, max(flows.LAST_SEEN) AS LAST_SEEN, count() AS NUM_FLOWS, "
+    + ", ".join(f"sum(toUInt64(flows.{k})) AS {k}" for k in _HF_SUMS)
+    + ", groupBitOr(flows.FLOW_RISK) AS FLOW_RISK, now() AS written FROM flows GROUP BY FLOW_TIME, "
+    + ", ".join(_HF_KEYS) + " COMMENT 'Feeds hourly_flows on every insert into flows'"
+)
