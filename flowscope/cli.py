@@ -199,6 +199,8 @@ def cmd_ingest(args) -> int:
         bar.close()
     store.close()
     print(summary.line())
+    for note in summary.notes:
+        print(f"flowscope: {note}", file=sys.stderr)
     if summary.errors:
         for err in summary.errors:
             print(f"flowscope: {err}", file=sys.stderr)

@@ -10,7 +10,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from flowscope.capture.ingest import IngestError, meter, meter_file
+from flowscope.capture.ingest import FileScan, IngestError, meter, meter_file
+from flowscope.store.writer import FrameTally
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,20 @@ class Source:
     drops: int | None = 0
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    #: packets and bytes are every frame's (files: counted before metering), not only the flows'
+    frames_counted: bool = False
+    note: str | None = None
 
     def count(self, rows: list[dict]) -> None:
         self.flows += len(rows)
+        if self.frames_counted:
+            return
         for r in rows:
             self.packets += r["PACKETS"]
             self.bytes += r["TOTAL_BYTES"]
+
+    def counted_frames(self, packets: int, nbytes: int) -> None:
+        self.packets, self.bytes, self.frames_counted = packets, nbytes, True
 
     def info(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,12 +92,22 @@ class Sources:
         cfg = self.app.config
         src.state = "running"
         self._notify(src)
+        scan, tally = FileScan(), FrameTally(src.id, src.name)
         try:
             for rows in meter_file(src.name, workers=os.cpu_count() or 1, idle_timeout=cfg.file_idle_timeout,
-                                   active_timeout=cfg.file_active_timeout, interface_id=src.id):
+                                   active_timeout=cfg.file_active_timeout, interface_id=src.id, scan=scan):
+                if scan.counts is not None and not src.frames_counted:
+                    src.counted_frames(scan.counts.packets, scan.counts.bytes)
                 src.count(rows)
+                tally.add_flows(rows)
                 self.app.live.add_finished(rows)
                 self.app.writer.put(rows)
+            if scan.counts is not None:
+                src.counted_frames(scan.counts.packets, scan.counts.bytes)
+                tally.store(self.app.store, scan.counts)
+            if scan.note:
+                src.note = scan.note
+                log.warning("%s", scan.note)
             src.state = "done"
         except IngestError as exc:
             src.state, src.error = "failed", str(exc)

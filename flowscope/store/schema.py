@@ -10,6 +10,7 @@ Other modules add their tables by calling `register(Table(...))` at import time 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -86,6 +87,8 @@ def C(name: str, type_: str, comment: str, **kw) -> Column:
     return Column(name, type_, comment, **kw)
 
 
+PER_MINUTE_TYPE = ("Array(Tuple(minute UInt32, src2dst_packets UInt64, src2dst_bytes UInt64, "
+                   "dst2src_packets UInt64, dst2src_bytes UInt64))")
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
 
 FLOWS = register(Table(
@@ -144,6 +147,10 @@ FLOWS = register(Table(
           "Where the row came from: pcap, interface, netflow5, netflow9, ipfix, sflow"),
         C("CLASSIFIED_BY", "LowCardinality(String)",
           "How L7_PROTO was decided: ndpi (payload), exporter (application field), port (guess)"),
+        C("PER_MINUTE", PER_MINUTE_TYPE,
+          "Packets and bytes per clock minute (minute = its start, Unix seconds) and direction: the "
+          "meter counts them packet by packet; exporter flows are spread evenly over FIRST_SEEN..LAST_SEEN. "
+          "Timeseries rollups use it, so minute volumes follow the packets"),
         # Friendly aliases, computed on read
         C("SRC_IP", "String", "Client address as text, IPv4 or IPv6", alias=_ip_text.format(d="SRC")),
         C("DST_IP", "String", "Server address as text, IPv4 or IPv6", alias=_ip_text.format(d="DST")),
@@ -153,7 +160,7 @@ FLOWS = register(Table(
         C("L4_PROTO_NAME", "String", "IP protocol as a name (TCP, UDP, ICMP, ...)",
           alias="multiIf(PROTOCOL = 6, 'TCP', PROTOCOL = 17, 'UDP', PROTOCOL = 1, 'ICMP', "
                 "PROTOCOL = 58, 'ICMPv6', PROTOCOL = 2, 'IGMP', PROTOCOL = 47, 'GRE', PROTOCOL = 50, 'ESP', "
-                "PROTOCOL = 132, 'SCTP', toString(PROTOCOL))"),
+                "PROTOCOL = 132, 'SCTP', PROTOCOL = 41, 'IPv6-in-IPv4', PROTOCOL = 4, 'IP-in-IP', toString(PROTOCOL))"),
         C("L7_PROTO_NAME", "String", "nDPI application name, e.g. TLS.Google or DNS",
           alias="if(L7_PROTO_MASTER NOT IN (0, L7_PROTO), concat("
                 "dictGetOrDefault('ndpi_protocols', 'name', toUInt64(L7_PROTO_MASTER), toString(L7_PROTO_MASTER)), '.', "
@@ -318,6 +325,9 @@ AM_MEASUREMENTS = register(Table(
 ))
 
 
+# Data directories made before PER_MINUTE existed get the column (new ones have it already).
+register_view(f"ALTER TABLE flows ADD COLUMN IF NOT EXISTS PER_MINUTE {PER_MINUTE_TYPE}")
+
 # --- timeseries ---
 # Rollups of `flows` at 1-minute, 5-minute and 1-hour resolution, fed on insert by materialised
 # views chained flows -> ts_<kind>_1m -> ts_<kind>_5m -> ts_<kind>_1h, plus ntopng's
@@ -325,10 +335,24 @@ AM_MEASUREMENTS = register(Table(
 
 TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
 TS_ATTRIBUTION = (
-    "A flow row counts entirely in the bucket holding its LAST_SEEN (ntopng-style: a flow is "
-    "accounted when it ends or is exported; long flows are cut into active-timeout segments), "
-    "so sums over whole buckets equal sums over `flows` filtered on LAST_SEEN."
+    "Bytes and packets of a flow count in the minutes their packets were seen (flows.PER_MINUTE); "
+    "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score. Packet "
+    "sources add the frames no flow holds (non-IP, undecodable) to the interface rollup."
 )
+#: `flows` ARRAY JOINed with its minutes as `m` (rows without PER_MINUTE: one cell at LAST_SEEN)
+_TS_MINUTES = ("ARRAY JOIN if(empty(PER_MINUTE), [tuple(toUInt32(toStartOfMinute(LAST_SEEN)), SRC2DST_PACKETS, "
+               "SRC2DST_BYTES, DST2SRC_PACKETS, DST2SRC_BYTES)], PER_MINUTE) AS m")
+#: what the rollup expressions' flow counters mean for one minute cell `m`
+_TS_PER_MINUTE = {
+    "TOTAL_BYTES": "(m.3 + m.5)", "PACKETS": "(m.2 + m.4)", "SRC2DST_PACKETS": "m.2", "SRC2DST_BYTES": "m.3",
+    "DST2SRC_PACKETS": "m.4", "DST2SRC_BYTES": "m.5",
+    "FLOW_ENDS": "toUInt8(m.1 = toUInt32(toStartOfMinute(LAST_SEEN)))",
+    "SCORE": "(SCORE * toUInt8(m.1 = toUInt32(toStartOfMinute(LAST_SEEN))))",
+}
+
+
+def _per_minute(expr: str) -> str:
+    return re.sub(r"\b(" + "|".join(_TS_PER_MINUTE) + r")\b", lambda mo: _TS_PER_MINUTE[mo.group(1)], expr)
 _TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour"}
 _TS_WRITTEN = C("written", "SimpleAggregateFunction(max, DateTime('UTC'))",
                 "When the row was last written; retention (TTL) counts from here, so imported "
@@ -353,10 +377,11 @@ class Rollup:
         return f"ts_{self.kind}_{res}"
 
     def rows_sql(self, extra_where: str = "1") -> str:
-        """Per-flow rows (time = LAST_SEEN) with the rollup's columns, before aggregation."""
-        cols = ["LAST_SEEN AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
-        cols += [f"toUInt64({e}) AS `{m}`" for m, e, _ in self.metrics]
-        return (f"SELECT {', '.join(cols)} FROM flows {self.array_join} "
+        """Per-flow, per-minute rows (time = start of the minute) with the rollup's columns,
+        before aggregation."""
+        cols = ["toDateTime(m.1) AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
+        cols += [f"toUInt64({_per_minute(e)}) AS `{m}`" for m, e, _ in self.metrics]
+        return (f"SELECT {', '.join(cols)} FROM flows {_TS_MINUTES} {_per_minute(self.array_join)} "
                 f"WHERE ({self.where}) AND ({extra_where})")
 
 
@@ -388,9 +413,11 @@ def _ts_register(r: Rollup) -> Rollup:
         sums = ", ".join(f"sum(`{m}`) AS `{m}`" for m, _e, _c in r.metrics)
         if prev is None:
             dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
-            msum = ", ".join(f"sum(toUInt64({e})) AS `{m}`" for m, e, _c in r.metrics)
-            select = (f"SELECT toStartOfMinute(LAST_SEEN) AS time, {dims}, {msum}, now() AS written "
-                      f"FROM flows {r.array_join} WHERE {r.where} GROUP BY time, {keys}")
+            msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
+            select = (f"SELECT toDateTime(m.1) AS time, {dims}, {msum}, now() AS written "
+                      f"FROM flows {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} GROUP BY time, {keys}")
+            # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
+            register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
         else:
             select = (f"SELECT {_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
                       f"FROM `{prev}` GROUP BY time, {keys}")
@@ -401,15 +428,15 @@ def _ts_register(r: Rollup) -> Rollup:
 
 
 _IFACE = C("INTERFACE_ID", "UInt16", "Source interface id (see get_interfaces)")
-_HOST_SIDES = ("ARRAY JOIN [tuple(SRC_IP, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, 1, 0), "
-               "tuple(DST_IP, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, 1)] AS side")
-_GEO_SIDES = ("ARRAY JOIN [tuple({s}, SRC2DST_BYTES, DST2SRC_BYTES, 1), "
-              "tuple({d}, DST2SRC_BYTES, SRC2DST_BYTES, 1)] AS side")
+_HOST_SIDES = ("ARRAY JOIN [tuple(SRC_IP, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, FLOW_ENDS, 0), "
+               "tuple(DST_IP, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FLOW_ENDS)] AS side")
+_GEO_SIDES = ("ARRAY JOIN [tuple({s}, SRC2DST_BYTES, DST2SRC_BYTES, FLOW_ENDS), "
+              "tuple({d}, DST2SRC_BYTES, SRC2DST_BYTES, FLOW_ENDS)] AS side")
 _SENT_RCVD = (("bytes_sent", "side.2", "Bytes sent by this side of its flows"),
               ("bytes_rcvd", "side.3", "Bytes received by this side of its flows"),
               ("flows", "side.4", "Flow rows ending in the bucket with this on one side (twice when on both)"))
 _BPF = (("bytes", "TOTAL_BYTES", "Bytes in both directions"), ("packets", "PACKETS", "Packets in both directions"),
-        ("flows", "1", "Flow rows ending in the bucket"))
+        ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"))
 
 _ts_register(Rollup(
     kind="interface", what="Traffic per interface: bytes, packets, flows and capture drops",
@@ -453,6 +480,30 @@ _ts_register(Rollup(
     dims=(_IFACE, C("asn", "UInt32", "Autonomous system number")),
     dim_exprs=("INTERFACE_ID", "side.1"), metrics=_SENT_RCVD,
     array_join=_GEO_SIDES.format(s="SRC_ASN", d="DST_ASN"), where="side.1 != 0",
+))
+
+FRAME_COUNTERS = register(Table(
+    name="frame_counters",
+    comment=("Every frame of packet sources (capture files), IP or not, per minute, source and EtherType: "
+             "ARP, STP (802.3/LLC), EAPOL, LLDP... that no flow holds are here. Sums per source equal "
+             "capinfos' packet count and data size. Query with sum() and GROUP BY (rows merge lazily)."),
+    columns=(
+        C("time", "DateTime('UTC')", "Start of the minute the frames were captured in"),
+        C("INTERFACE_ID", "UInt16", "Source interface id (see get_interfaces)"),
+        C("SOURCE", "String", "Capture file path or interface name"),
+        C("ETHER_TYPE", "UInt16", "EtherType (0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP...); 1 = 802.3 frame with an "
+                                  "LLC header (STP, CDP...), 0 = link-layer protocol of a non-Ethernet capture"),
+        C("ETHER_TYPE_NAME", "LowCardinality(String)", "EtherType as a name: IPv4, ARP, EAPOL, 802.3/LLC..."),
+        C("packets", "SimpleAggregateFunction(sum, UInt64)", "Frames"),
+        C("bytes", "SimpleAggregateFunction(sum, UInt64)", "Frame (wire) bytes, link-layer header included"),
+        C("written", "SimpleAggregateFunction(max, DateTime('UTC'))", "When the row was last written"),
+        C("IS_IP", "UInt8", "1 for IPv4 and IPv6 frames", alias="ETHER_TYPE IN (2048, 34525)"),
+    ),
+    engine="AggregatingMergeTree",
+    order_by="(time, INTERFACE_ID, SOURCE, ETHER_TYPE, ETHER_TYPE_NAME)",
+    partition_by="toYYYYMM(time)",
+    ttl="written + INTERVAL 365 DAY",
+    public=True,
 ))
 
 _HF_KEYS = ("INTERFACE_ID", "VLAN_ID", "IP_PROTOCOL_VERSION", "PROTOCOL", "IPV4_SRC_ADDR", "IPV6_SRC_ADDR",
