@@ -158,6 +158,8 @@ def flow_row(f: Any, interface_id: int, source_type: str, extra: list | None = N
         "DST2SRC_TCP_FLAGS": tcp_flags(f, "dst2src") if f.protocol == 6 else 0,
         "SOURCE_TYPE": source_type,
         "CLASSIFIED_BY": "ndpi",
+        # filled by App.enrich_flows; present so every batch stores the columns
+        "SRC_COUNTRY_CODE": "", "DST_COUNTRY_CODE": "", "SRC_ASN": 0, "DST_ASN": 0,
         # Not stored columns: convenience for live views and hooks
         "SRC_IP": f.src_ip,
         "DST_IP": f.dst_ip,

@@ -87,8 +87,7 @@ def C(name: str, type_: str, comment: str, **kw) -> Column:
     return Column(name, type_, comment, **kw)
 
 
-PER_MINUTE_TYPE = ("Array(Tuple(minute UInt32, src2dst_packets UInt64, src2dst_bytes UInt64, "
-                   "dst2src_packets UInt64, dst2src_bytes UInt64))")
+PER_MINUTE_TYPE = "Array(Tuple(UInt32, UInt64, UInt64, UInt64, UInt64))"
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
 
 FLOWS = register(Table(
@@ -148,7 +147,8 @@ FLOWS = register(Table(
         C("CLASSIFIED_BY", "LowCardinality(String)",
           "How L7_PROTO was decided: ndpi (payload), exporter (application field), port (guess)"),
         C("PER_MINUTE", PER_MINUTE_TYPE,
-          "Packets and bytes per clock minute (minute = its start, Unix seconds) and direction: the "
+          "Packets and bytes per clock minute and direction, cells (minute start in Unix seconds, "
+          "src2dst packets, src2dst bytes, dst2src packets, dst2src bytes): the "
           "meter counts them packet by packet; exporter flows are spread evenly over FIRST_SEEN..LAST_SEEN. "
           "Timeseries rollups use it, so minute volumes follow the packets"),
         # Friendly aliases, computed on read
