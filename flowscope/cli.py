@@ -190,6 +190,7 @@ def cmd_ingest(args) -> int:
             current.append(path)
         bar.set_postfix(flows=summary.flows, packets=summary.packets)
 
+    _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=args.idle_timeout or cfg.file_idle_timeout,
                            active_timeout=args.active_timeout or cfg.file_active_timeout,
@@ -201,11 +202,27 @@ def cmd_ingest(args) -> int:
     print(summary.line())
     for note in summary.notes:
         print(f"flowscope: {note}", file=sys.stderr)
+    if summary.interrupted:
+        print("flowscope: interrupted; the flows metered so far are stored", file=sys.stderr)
+        return 130
     if summary.errors:
         for err in summary.errors:
             print(f"flowscope: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop an ingest between batches: what was metered is stored."""
+    import signal
+
+    from flowscope.capture.ingest import STOP
+
+    def stop(signum, frame):
+        STOP.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def cmd_serve(args) -> int:
@@ -234,6 +251,7 @@ def cmd_serve(args) -> int:
     url = f"http://{shown if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/mcp"
     print(f"flowscope serving MCP on {url} (data in {cfg.data_dir})", flush=True)
     uvicorn.run(http_app, host=host, port=port, log_level="warning", lifespan="on")
+    print("flowscope stopped", flush=True)
     return 0
 
 

@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -42,6 +43,7 @@ class IngestSummary:
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM; what was metered is stored
     #: every frame read (IP or not), as capinfos counts them
     frames: int = 0
     frame_bytes: int = 0
@@ -74,6 +76,8 @@ def check_readable(path: str) -> None:
 
 
 _metering = False
+#: set (e.g. by a signal handler) to stop metering: workers are ended, what they sent is kept
+STOP = threading.Event()
 
 
 def _interrupt(signum, frame):
@@ -111,11 +115,14 @@ def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: 
                 batch = []
         conn.send(("rows", batch))
         conn.send(("done", None))
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass  # stopped, or the parent is gone: nobody to tell
     except Exception as exc:  # report, never hang the parent
-        conn.send(("rows", batch))
-        conn.send(("error", str(exc) or type(exc).__name__))
-    except KeyboardInterrupt:
-        pass
+        try:
+            conn.send(("rows", batch))
+            conn.send(("error", str(exc) or type(exc).__name__))
+        except OSError:
+            pass
     finally:
         _metering = False
         conn.close()
@@ -141,8 +148,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
     errors = []
     try:
         open_pipes = list(pipes)
-        while open_pipes:
-            for conn in mp.connection.wait(open_pipes):
+        while open_pipes and not STOP.is_set():
+            for conn in mp.connection.wait(open_pipes, timeout=0.5):
                 try:
                     kind, payload = conn.recv()
                 except EOFError:
@@ -164,7 +171,7 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
                 p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-    if errors:
+    if errors and not STOP.is_set():
         raise IngestError(f"{source}: {errors[0]}")
 
 
@@ -249,6 +256,9 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
                 summary.files += 1
             except IngestError as exc:
                 summary.errors.append(str(exc))
+            if STOP.is_set():
+                summary.interrupted = True  # the workers were ended by meter(); keep what they sent
+                break
             if scan.note:
                 summary.notes.append(scan.note)
             if scan.counts is not None:

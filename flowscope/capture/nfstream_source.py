@@ -111,10 +111,12 @@ def flow_risk(f: Any) -> int:
 
 def _quiet_meter(*args):
     """nfstream's meter process: Ctrl-C reaches the whole process group, but the meter is ended
-    by its parent (SIGTERM), so a KeyboardInterrupt here would only print a traceback."""
+    by its parent (SIGTERM, default action: no handler inherited from the worker), so a
+    KeyboardInterrupt here would only print a traceback."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     return _METER(*args)
 
 

@@ -4,6 +4,7 @@ capinfos, per-minute interface volumes against tshark."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections import Counter
@@ -150,7 +151,7 @@ def test_interface_totals_equal_capinfos(ingested):
         reference[name] = (int(packets), int(size))
     stored = {src: (int(p), int(b)) for src, p, b in store.query(
         "SELECT SOURCE, sum(packets), sum(bytes) FROM frame_counters GROUP BY SOURCE").rows}
-    assert stored == {str(c.resolve()): reference[str(c)] for c in captures}
+    assert stored == {os.path.abspath(c): reference[str(c)] for c in captures}
     iface = [int(v) for v in store.query("SELECT sum(packets), sum(bytes) FROM ts_interface_1m").rows[0]]
     assert iface == [sum(p for p, _ in reference.values()), sum(b for _, b in reference.values())]
     non_ip = dict(store.query("SELECT ETHER_TYPE_NAME, sum(packets) FROM frame_counters WHERE NOT IS_IP "
