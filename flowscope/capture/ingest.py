@@ -177,7 +177,9 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
 
 @dataclass
 class FileScan:
-    """What `meter_file` learnt about a file besides its flows."""
+    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called as soon
+    as the frames are counted, before metering."""
+    on_counts: Callable[[frames.FrameCounts], None] | None = None
     counts: frames.FrameCounts | None = None
     note: str | None = None  # e.g. "one worker: link type 127 cannot be split"
 
@@ -191,6 +193,8 @@ def meter_file(path: str, *, workers: int = 1, scan: FileScan | None = None, **k
         scan.counts = frames.scan(path)
     except (frames.CaptureFormatError, OSError) as exc:
         raise IngestError(f"{path}: {exc}") from None
+    if scan.on_counts:
+        scan.on_counts(scan.counts)
     kinds = scan.counts.linktypes
     if kinds and not kinds <= frames.NATIVE:
         if kinds <= frames.NATIVE | frames.CONVERTIBLE:
@@ -220,8 +224,8 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
     `enrich(rows)` may fill columns (countries, ASNs) before rows are stored, and `on_rows(rows)`
     sees them once stored (like `App.on_flows`). Rows are stored INSERT_ROWS at a time: an insert
     costs about the same whatever its size, up to there. Each file's frame counts are stored too
-    (`frame_counters`, and the per-minute interface volumes flows do not cover)."""
-    from flowscope.store.writer import FrameTally
+    (`frame_counters`, and the interface's per-minute volumes)."""
+    from flowscope.store.writer import store_frame_counts
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     start = time.monotonic()
@@ -239,14 +243,14 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
     try:
         for path in paths:
             interface_id = (interface_ids or {}).get(path, 0)
-            scan = FileScan()
-            tally = FrameTally(interface_id, os.path.abspath(path))
+            source = os.path.abspath(path)
+            scan = FileScan(on_counts=None if store is None else
+                            lambda counts: store_frame_counts(store, counts, interface_id, source))
             try:
                 for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout,
                                        active_timeout=active_timeout, interface_id=interface_id, scan=scan):
                     if enrich:
                         enrich(rows)
-                    tally.add_flows(rows)
                     pending.extend(rows)
                     if len(pending) >= INSERT_ROWS:
                         store_pending()
@@ -264,9 +268,6 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
             if scan.counts is not None:
                 summary.frames += scan.counts.packets
                 summary.frame_bytes += scan.counts.bytes
-                if store is not None:
-                    store_pending()  # flows first: the remainder is computed against them
-                    tally.store(store, scan.counts)
     finally:
         store_pending()
     summary.elapsed_s = time.monotonic() - start

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from flowscope.capture.ingest import FileScan, IngestError, meter, meter_file
-from flowscope.store.writer import FrameTally
+from flowscope.store.writer import store_frame_counts
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +92,17 @@ class Sources:
         cfg = self.app.config
         src.state = "running"
         self._notify(src)
-        scan, tally = FileScan(), FrameTally(src.id, src.name)
+        def counted(counts) -> None:
+            src.counted_frames(counts.packets, counts.bytes)
+            store_frame_counts(self.app.store, counts, src.id, src.name)
+
+        scan = FileScan(on_counts=counted)
         try:
             for rows in meter_file(src.name, workers=os.cpu_count() or 1, idle_timeout=cfg.file_idle_timeout,
                                    active_timeout=cfg.file_active_timeout, interface_id=src.id, scan=scan):
-                if scan.counts is not None and not src.frames_counted:
-                    src.counted_frames(scan.counts.packets, scan.counts.bytes)
                 src.count(rows)
-                tally.add_flows(rows)
                 self.app.live.add_finished(rows)
                 self.app.writer.put(rows)
-            if scan.counts is not None:
-                src.counted_frames(scan.counts.packets, scan.counts.bytes)
-                tally.store(self.app.store, scan.counts)
             if scan.note:
                 src.note = scan.note
                 log.warning("%s", scan.note)

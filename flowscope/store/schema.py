@@ -336,8 +336,7 @@ register_view(f"ALTER TABLE flows ADD COLUMN IF NOT EXISTS PER_MINUTE {PER_MINUT
 TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
 TS_ATTRIBUTION = (
     "Bytes and packets of a flow count in the minutes their packets were seen (flows.PER_MINUTE); "
-    "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score. Packet "
-    "sources add the frames no flow holds (non-IP, undecodable) to the interface rollup."
+    "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score."
 )
 #: `flows` ARRAY JOINed with its minutes as `m` (rows without PER_MINUTE: one cell at LAST_SEEN)
 _TS_MINUTES = ("ARRAY JOIN if(empty(PER_MINUTE), [tuple(toUInt32(toStartOfMinute(LAST_SEEN)), SRC2DST_PACKETS, "
@@ -378,9 +377,10 @@ class Rollup:
 
     def rows_sql(self, extra_where: str = "1") -> str:
         """Per-flow, per-minute rows (time = start of the minute) with the rollup's columns,
-        before aggregation."""
+        before aggregation (interface volumes: the flows' own)."""
         cols = ["toDateTime(m.1) AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
-        cols += [f"toUInt64({_per_minute(e)}) AS `{m}`" for m, e, _ in self.metrics]
+        # flows only: frame counts are not filtered by address, so restricted users get flow volumes
+        cols += [f"toUInt64({_per_minute(e.replace(_FRAMES_COUNTED, '0'))}) AS `{m}`" for m, e, _ in self.metrics]
         return (f"SELECT {', '.join(cols)} FROM flows {_TS_MINUTES} {_per_minute(self.array_join)} "
                 f"WHERE ({self.where}) AND ({extra_where})")
 
@@ -438,10 +438,16 @@ _SENT_RCVD = (("bytes_sent", "side.2", "Bytes sent by this side of its flows"),
 _BPF = (("bytes", "TOTAL_BYTES", "Bytes in both directions"), ("packets", "PACKETS", "Packets in both directions"),
         ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"))
 
+#: flows whose source's frames are all counted (frame_counters): interface volumes come from there
+_FRAMES_COUNTED = "SOURCE_TYPE = 'pcap'"
 _ts_register(Rollup(
-    kind="interface", what="Traffic per interface: bytes, packets, flows and capture drops",
+    kind="interface", what=("Traffic per interface: bytes, packets, flows and capture drops. Capture files "
+                            "count every frame (written from frame_counters, not from flows)"),
     dims=(_IFACE,), dim_exprs=("INTERFACE_ID",),
-    metrics=_BPF + (("drops", "0", "Packets the capture dropped (written by the capture, not from flows)"),),
+    metrics=(("bytes", f"if({_FRAMES_COUNTED}, 0, TOTAL_BYTES)", "Bytes in both directions (frame bytes)"),
+             ("packets", f"if({_FRAMES_COUNTED}, 0, PACKETS)", "Packets in both directions (frames)"),
+             ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"),
+             ("drops", "0", "Packets the capture dropped (written by the capture, not from flows)")),
 ))
 _ts_register(Rollup(
     kind="host", what="Traffic per host (each flow counts for its client and its server)",

@@ -3,7 +3,7 @@ sFlow exporters) go to ClickHouse every `batch_seconds` or `batch_rows`, enriche
 (countries, ASNs: `App.enrich_flows`) and with their per-minute volumes (PER_MINUTE).
 
 A `kill -9` loses at most the batch not yet flushed. Hooks registered with `App.on_flows`
-see each batch right after it is stored. `FrameTally` stores what the frame counter saw.
+see each batch right after it is stored. `store_frame_counts` stores what the frame counter saw.
 """
 
 from __future__ import annotations
@@ -141,49 +141,24 @@ def fill_per_minute(rows: list[dict]) -> None:
             r["PER_MINUTE"] = []  # the rollups then count the flow at LAST_SEEN
 
 
-class FrameTally:
-    """Per-minute volumes of one packet source: what its flows hold, and (`store`) every frame,
-    so the interface rollup also gets the frames no flow holds (ARP, STP, undecodable...)."""
+def store_frame_counts(store, counts, interface_id: int, source: str) -> None:
+    """Store a capture's frame counts: per EtherType in `frame_counters`, and as the interface's
+    per-minute volumes (ts_interface_1m), which for capture files count every frame, not flows."""
+    from flowscope.capture.frames import ether_type_name
 
-    def __init__(self, interface_id: int, source: str):
-        self.interface_id = interface_id
-        self.source = source
-        self.flow_minutes: dict[int, list[int]] = {}
-
-    def add_flows(self, rows: list[dict]) -> None:
-        for r in rows:
-            for minute, sp, sb, dp, db in r.get("PER_MINUTE") or ():
-                cell = self.flow_minutes.setdefault(minute, [0, 0])
-                cell[0] += sp + dp
-                cell[1] += sb + db
-
-    def store(self, store, counts) -> None:
-        from flowscope.capture.frames import ether_type_name
-
-        if not counts.cells:
-            return
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        rows, per_minute = [], {}
-        for (minute, etype), (packets, nbytes) in counts.cells.items():
-            rows.append([_minute_text(minute), self.interface_id, self.source, etype, ether_type_name(etype),
-                         packets, nbytes, now])
-            cell = per_minute.setdefault(minute, [0, 0])
-            cell[0] += packets
-            cell[1] += nbytes
-        store.insert("frame_counters", ["time", "INTERFACE_ID", "SOURCE", "ETHER_TYPE", "ETHER_TYPE_NAME",
-                                        "packets", "bytes", "written"], rows)
-        # Frames beyond what flows hold, minute by minute; a minute where flows hold more (the
-        # meter moves a late packet to the time of the one before) takes it from the next ones.
-        rest, owe = [], [0, 0]
-        for minute in sorted(per_minute):
-            flows = self.flow_minutes.get(minute, (0, 0))
-            extra = [per_minute[minute][i] - flows[i] - owe[i] for i in (0, 1)]
-            owe = [max(0, -x) for x in extra]
-            if extra[0] > 0 or extra[1] > 0:
-                rest.append([_minute_text(minute), self.interface_id, max(0, extra[1]), max(0, extra[0]), 0, 0, now])
-        if rest:
-            store.insert("ts_interface_1m", ["time", "INTERFACE_ID", "bytes", "packets", "flows", "drops",
-                                             "written"], rest)
+    if not counts.cells:
+        return
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    rows, per_minute = [], {}
+    for (minute, etype), (packets, nbytes) in counts.cells.items():
+        rows.append([_minute_text(minute), interface_id, source, etype, ether_type_name(etype), packets, nbytes, now])
+        cell = per_minute.setdefault(minute, [0, 0])
+        cell[0] += packets
+        cell[1] += nbytes
+    store.insert("frame_counters", ["time", "INTERFACE_ID", "SOURCE", "ETHER_TYPE", "ETHER_TYPE_NAME",
+                                    "packets", "bytes", "written"], rows)
+    store.insert("ts_interface_1m", ["time", "INTERFACE_ID", "bytes", "packets", "flows", "drops", "written"],
+                 [[_minute_text(m), interface_id, b, p, 0, 0, now] for m, (p, b) in sorted(per_minute.items())])
 
 
 def _minute_text(seconds: int) -> str:
