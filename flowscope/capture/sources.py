@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from flowscope.capture.ingest import FileScan, IngestError, meter, meter_file
+from flowscope.capture.live_frames import count_frames, open_counter_socket
 from flowscope.store.writer import store_frame_counts
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Sources:
         src.drops = None
         self._spawn(self._run_interface, src)
         self._spawn(self._sweep_interface, src)
+        self._spawn(self._count_interface_frames, src)
         return src
 
     def _spawn(self, fn: Callable[[Source], None], src: Source) -> None:
@@ -133,6 +135,25 @@ class Sources:
             src.state, src.error = "failed", f"{src.name}: {exc}"
             log.error("interface capture failed: %s", exc)
         src.finished_at = time.time()
+
+    def _count_interface_frames(self, src: Source) -> None:
+        """Every frame of the interface (ARP, STP, ... too) for its totals and frame_counters."""
+        try:
+            sock = open_counter_socket(src.name)
+        except OSError as exc:
+            log.warning("%s: frames not counted (%s); interface totals are the flows' only", src.name, exc)
+            return
+        src.counted_frames(0, 0)
+
+        def flush(counts) -> None:
+            src.packets += counts.packets
+            src.bytes += counts.bytes
+            try:
+                store_frame_counts(self.app.store, counts, src.id, src.name)
+            except Exception:
+                log.exception("could not store frame counts of %s", src.name)
+
+        count_frames(sock, self._stop, flush, LIVE_UPDATE_S)
 
     def _sweep_interface(self, src: Source) -> None:
         """Store flows that went quiet or outlived the active timeout."""

@@ -439,10 +439,10 @@ _BPF = (("bytes", "TOTAL_BYTES", "Bytes in both directions"), ("packets", "PACKE
         ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"))
 
 #: flows whose source's frames are all counted (frame_counters): interface volumes come from there
-_FRAMES_COUNTED = "SOURCE_TYPE = 'pcap'"
+_FRAMES_COUNTED = "SOURCE_TYPE IN ('pcap', 'interface')"
 _ts_register(Rollup(
     kind="interface", what=("Traffic per interface: bytes, packets, flows and capture drops. Capture files "
-                            "count every frame (written from frame_counters, not from flows)"),
+                            "and live interfaces count every frame (written with frame_counters, not from flows)"),
     dims=(_IFACE,), dim_exprs=("INTERFACE_ID",),
     metrics=(("bytes", f"if({_FRAMES_COUNTED}, 0, TOTAL_BYTES)", "Bytes in both directions (frame bytes)"),
              ("packets", f"if({_FRAMES_COUNTED}, 0, PACKETS)", "Packets in both directions (frames)"),
@@ -490,7 +490,8 @@ _ts_register(Rollup(
 
 FRAME_COUNTERS = register(Table(
     name="frame_counters",
-    comment=("Every frame of packet sources (capture files), IP or not, per minute, source and EtherType: "
+    comment=("Every frame of packet sources (capture files, live interfaces), IP or not, per minute, source "
+             "and EtherType: "
              "ARP, STP (802.3/LLC), EAPOL, LLDP... that no flow holds are here. Sums per source equal "
              "capinfos' packet count and data size. Query with sum() and GROUP BY (rows merge lazily)."),
     columns=(
