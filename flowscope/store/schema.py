@@ -496,14 +496,14 @@ FRAME_COUNTERS = register(Table(
              "capinfos' packet count and data size. Query with sum() and GROUP BY (rows merge lazily)."),
     columns=(
         C("time", "DateTime('UTC')", "Start of the minute the frames were captured in"),
-        C("INTERFACE_ID", "UInt16", "Source interface id (see get_interfaces)"),
+        _IFACE,
         C("SOURCE", "String", "Capture file path or interface name"),
         C("ETHER_TYPE", "UInt16", "EtherType (0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP...); 1 = 802.3 frame with an "
                                   "LLC header (STP, CDP...), 0 = link-layer protocol of a non-Ethernet capture"),
         C("ETHER_TYPE_NAME", "LowCardinality(String)", "EtherType as a name: IPv4, ARP, EAPOL, 802.3/LLC..."),
         C("packets", "SimpleAggregateFunction(sum, UInt64)", "Frames"),
         C("bytes", "SimpleAggregateFunction(sum, UInt64)", "Frame (wire) bytes, link-layer header included"),
-        C("written", "SimpleAggregateFunction(max, DateTime('UTC'))", "When the row was last written"),
+        _TS_WRITTEN,
         C("IS_IP", "UInt8", "1 for IPv4 and IPv6 frames", alias="ETHER_TYPE IN (2048, 34525)"),
     ),
     engine="AggregatingMergeTree",
