@@ -221,6 +221,7 @@ def cmd_ingest(args) -> int:
     from flowscope.services.packets import ingest_recorder
 
     interface_ids, remember_files = ingest_recorder(store, args.files)  # where each flow's packets are
+    _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
     summary = ingest_files(store, args.files, workers=args.workers,
                            idle_timeout=cfg.file_idle_timeout, active_timeout=cfg.file_active_timeout,
                            interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
@@ -230,11 +231,29 @@ def cmd_ingest(args) -> int:
         bar.close()
     store.close()
     print(summary.line())
+    for note in summary.notes:
+        print(f"flowscope: {note}", file=sys.stderr)
+    if summary.interrupted:
+        print("flowscope: interrupted; the flows metered so far are stored", file=sys.stderr)
+        return 130
     if summary.errors:
         for err in summary.errors:
             print(f"flowscope: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop an ingest between batches: what was metered is stored."""
+    import signal
+
+    from flowscope.capture.ingest import STOP
+
+    def stop(signum, frame):
+        STOP.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def cmd_serve(args) -> int:
@@ -276,6 +295,7 @@ def cmd_serve(args) -> int:
     print(f"flowscope serving MCP on {url} (data in {cfg.data_dir})", flush=True)
     uvicorn.run(http_app, host=host, port=port, log_level="warning", lifespan="on",
                 ssl_certfile=cfg.tls_cert, ssl_keyfile=cfg.tls_key)
+    print("flowscope stopped", flush=True)
     return 0
 
 

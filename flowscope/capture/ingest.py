@@ -3,6 +3,10 @@
 Each worker meters the packets whose symmetric address hash falls in its share (a BPF filter,
 see `split_filter`), so every flow stays whole inside one worker. Workers send flow rows back
 in batches; the parent stores them, so only one process ever writes to the database.
+
+Every frame is also counted by minute and EtherType (`frames.scan`), since nfstream skips non-IP
+frames. Captures of other link types are first rewritten as Ethernet (BPF cannot split them and
+nfstream misreads some); a link type neither can handle is metered by one worker, with a note.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from flowscope.capture.nfstream_source import flow_risk, split_filter, stream
+from flowscope.capture import frames
+from flowscope.capture.nfstream_source import flow_extra, split_filter, stream
 from flowscope.flows.record import flow_row
 
 BATCH = 2000  # rows a worker sends at a time
@@ -35,6 +42,11 @@ class IngestSummary:
     bytes: int = 0
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM; what was metered is stored
+    #: every frame read (IP or not), as capinfos counts them
+    frames: int = 0
+    frame_bytes: int = 0
 
     def add(self, rows: list[dict]) -> None:
         self.flows += len(rows)
@@ -45,7 +57,8 @@ class IngestSummary:
     def line(self) -> str:
         rate = self.packets / self.elapsed_s if self.elapsed_s else 0
         return (f"{self.files} file(s): {self.flows} flows, {self.packets} packets, {self.bytes} bytes "
-                f"in {self.elapsed_s:.2f} s ({rate:,.0f} packets/s)")
+                f"in {self.elapsed_s:.2f} s ({rate:,.0f} packets/s); {self.frames} frames, "
+                f"{self.frame_bytes} bytes read")
 
 
 def check_readable(path: str) -> None:
@@ -62,33 +75,61 @@ def check_readable(path: str) -> None:
         raise IngestError(f"{path}: not a pcap or pcapng capture (unknown magic {magic.hex() or 'empty file'})")
 
 
+_metering = False
+#: set (e.g. by a signal handler) to stop metering: workers are ended, what they sent is kept
+STOP = threading.Event()
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # nfstream ends its meter processes on KeyboardInterrupt
+    if _metering:
+        raise KeyboardInterrupt  # nfstream ends its meter processes on KeyboardInterrupt
+    os._exit(0)  # past metering (e.g. in exit finalizers): nothing left to save
+
+
+def unpad(row: dict, pad: int) -> None:
+    """Take `pad` bytes per packet back off a row metered from a rewritten capture."""
+    s2d, d2s = pad * row["SRC2DST_PACKETS"], pad * row["DST2SRC_PACKETS"]
+    row["SRC2DST_BYTES"] -= s2d
+    row["DST2SRC_BYTES"] -= d2s
+    row["TOTAL_BYTES"] -= s2d + d2s
+    row["PER_MINUTE"] = [(t, sp, sb - pad * sp, dp, db - pad * dp) for t, sp, sb, dp, db in row["PER_MINUTE"]]
 
 
 def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: int, source_type: str,
-            batch_rows: int, conn) -> None:
+            batch_rows: int, pad: int, conn) -> None:
+    global _metering
+    # The parent stops workers with SIGTERM; Ctrl-C reaches every process of the group and would
+    # only make each one print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
     batch: list[dict] = []
+    _metering = True
     try:
         for f in stream(source, bpf=bpf, idle_timeout=idle, active_timeout=active):
-            batch.append(flow_row(f, interface_id, source_type, flow_risk(f)))
+            row = flow_row(f, interface_id, source_type, flow_extra(f))
+            if pad:
+                unpad(row, pad)
+            batch.append(row)
             if len(batch) >= batch_rows:
                 conn.send(("rows", batch))
                 batch = []
         conn.send(("rows", batch))
         conn.send(("done", None))
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass  # stopped, or the parent is gone: nobody to tell
     except Exception as exc:  # report, never hang the parent
-        conn.send(("rows", batch))
-        conn.send(("error", str(exc) or type(exc).__name__))
-    except KeyboardInterrupt:
-        pass
+        try:
+            conn.send(("rows", batch))
+            conn.send(("error", str(exc) or type(exc).__name__))
+        except OSError:
+            pass
     finally:
+        _metering = False
         conn.close()
 
 
 def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: int, interface_id: int = 0,
-          source_type: str = "pcap", batch_rows: int = BATCH) -> Iterable[list[dict]]:
+          source_type: str = "pcap", batch_rows: int = BATCH, pad: int = 0) -> Iterable[list[dict]]:
     """Yield batches of flow rows metered from a capture file or an interface.
 
     The meters run in processes started by a fork server: forking this process itself is unsafe
@@ -99,7 +140,7 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
     for i in range(workers):
         parent, child = _ctx.Pipe(duplex=False)
         p = _ctx.Process(target=_worker, args=(source, split_filter(workers, i), idle_timeout, active_timeout,
-                                               interface_id, source_type, batch_rows, child), daemon=False)
+                                               interface_id, source_type, batch_rows, pad, child), daemon=False)
         p.start()
         child.close()
         pipes.append(parent)
@@ -107,8 +148,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
     errors = []
     try:
         open_pipes = list(pipes)
-        while open_pipes:
-            for conn in mp.connection.wait(open_pipes):
+        while open_pipes and not STOP.is_set():
+            for conn in mp.connection.wait(open_pipes, timeout=0.5):
                 try:
                     kind, payload = conn.recv()
                 except EOFError:
@@ -130,14 +171,48 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
                 p.join(timeout=5)
             if p.is_alive():
                 p.kill()
-    if errors:
+    if errors and not STOP.is_set():
         raise IngestError(f"{source}: {errors[0]}")
 
 
-def meter_file(path: str, **kw) -> Iterable[list[dict]]:
-    """`meter` for a capture file; raise IngestError on an unreadable capture."""
+@dataclass
+class FileScan:
+    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called as soon
+    as the frames are counted, before metering."""
+    on_counts: Callable[[frames.FrameCounts], None] | None = None
+    counts: frames.FrameCounts | None = None
+    note: str | None = None  # e.g. "one worker: link type 127 cannot be split"
+
+
+def meter_file(path: str, *, workers: int = 1, scan: FileScan | None = None, **kw) -> Iterable[list[dict]]:
+    """`meter` for a capture file; raise IngestError on an unreadable capture. Frame counts (and a
+    note when the file could not be split) land in `scan`, filled before the first rows."""
     check_readable(path)
-    return meter(path, **kw)
+    scan = scan if scan is not None else FileScan()
+    try:
+        scan.counts = frames.scan(path)
+    except (frames.CaptureFormatError, OSError) as exc:
+        raise IngestError(f"{path}: {exc}") from None
+    if scan.on_counts:
+        scan.on_counts(scan.counts)
+    kinds = scan.counts.linktypes
+    if kinds and not kinds <= frames.NATIVE:
+        if kinds <= frames.NATIVE | frames.CONVERTIBLE:
+            fd, tmp = tempfile.mkstemp(prefix="flowscope-", suffix=".pcap")
+            os.close(fd)
+            try:
+                frames.scan(path, rewrite_to=tmp)
+                yield from meter(tmp, workers=workers, pad=frames.PADDING, **kw)
+            except IngestError as exc:
+                raise IngestError(str(exc).replace(tmp, path)) from None
+            finally:
+                os.unlink(tmp)
+            return
+        if workers > 1:
+            workers = 1
+            scan.note = (f"{path}: one worker for this file: link type {sorted(kinds - frames.NATIVE)} "
+                         "cannot be split")
+    yield from meter(path, workers=workers, **kw)
 
 
 def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_timeout: int = 3600,
@@ -148,7 +223,9 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
     """Meter and store every file; files that fail are reported in `errors`, the rest go on.
     `enrich(rows)` may fill columns (countries, ASNs) before rows are stored, and `on_rows(rows)`
     sees them once stored (like `App.on_flows`). Rows are stored INSERT_ROWS at a time: an insert
-    costs about the same whatever its size, up to there."""
+    costs about the same whatever its size, up to there. Each file's frame counts are stored too
+    (`frame_counters`, and the interface's per-minute volumes)."""
+    from flowscope.store.writer import store_frame_counts
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     start = time.monotonic()
@@ -165,10 +242,13 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
 
     try:
         for path in paths:
+            interface_id = (interface_ids or {}).get(path, 0)
+            source = os.path.abspath(path)
+            scan = FileScan(on_counts=None if store is None else
+                            lambda counts: store_frame_counts(store, counts, interface_id, source))
             try:
                 for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout,
-                                       active_timeout=active_timeout,
-                                       interface_id=(interface_ids or {}).get(path, 0)):
+                                       active_timeout=active_timeout, interface_id=interface_id, scan=scan):
                     if enrich:
                         enrich(rows)
                     pending.extend(rows)
@@ -180,6 +260,14 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
                 summary.files += 1
             except IngestError as exc:
                 summary.errors.append(str(exc))
+            if STOP.is_set():
+                summary.interrupted = True  # the workers were ended by meter(); keep what they sent
+                break
+            if scan.note:
+                summary.notes.append(scan.note)
+            if scan.counts is not None:
+                summary.frames += scan.counts.packets
+                summary.frame_bytes += scan.counts.bytes
     finally:
         store_pending()
     summary.elapsed_s = time.monotonic() - start

@@ -1,8 +1,13 @@
 """nfstream (nDPI) metering of capture files and live interfaces.
 
-nfstream frees nDPI's per-flow state when a flow expires without exposing the risk bitmap, so
-`enable_flow_risk()` wraps `NFlow.expire` to read `ndpi_flow.risk` just before that happens and
-keeps it in the flow's (otherwise unused) `udps` slot. This runs inside nfstream's meter process.
+nfstream keeps only whole-flow counters and frees nDPI's per-flow state without exposing the risk
+bitmap, so `instrument()` wraps `NFlow` inside nfstream's meter process: each flow's (otherwise
+unused) `udps` slot carries a small list with what the meter alone can see:
+
+- `RISK`: nDPI's risk bitmap, read just before nfstream frees the nDPI flow;
+- `MINUTES`: packets and bytes per clock minute and direction, so timeseries follow the packets;
+- `FIRST`: facts about the first packet (a TCP SYN, SYN+ACK or mid-session segment; a DNS or DHCP
+  answer) from which `flows.orientation` decides client and server as nDPI/ntopng do.
 """
 
 from __future__ import annotations
@@ -10,19 +15,72 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from nfstream import NFStreamer
+from nfstream import streamer as _streamer
 from nfstream.flow import NFlow
 
 ACCOUNTING_LINK_LAYER = 0  # bytes as on the wire, as ntopng and ndpiReader count them
+RISK, MINUTES, FIRST = range(3)
+# FIRST flags
+TCP_SYN, TCP_SYNACK, TCP_MID, DNS_RESPONSE, DHCP_REPLY, DHCP_REQUEST = 1, 2, 4, 8, 16, 32
+_DNS_PORTS = (53, 5353, 5355)
 _patched = False
 
 
-def enable_flow_risk() -> None:
+def first_packet_facts(packet, ffi) -> int:
+    """Flags describing the first packet of a flow (see FIRST)."""
+    proto = packet.protocol
+    if proto == 6:
+        if packet.syn:
+            return TCP_SYNACK if packet.ack else TCP_SYN
+        return TCP_MID
+    if proto != 17:
+        return 0
+    sport, dport = packet.src_port, packet.dst_port
+    if sport in _DNS_PORTS or dport in _DNS_PORTS or {sport, dport} & {67, 68}:
+        n = packet.ip_content_len
+        if n < 28:
+            return 0
+        ip = ffi.buffer(packet.ip_content, min(n, 64))
+        head = (ip[0][0] & 0x0F) * 4 if packet.ip_version == 4 else 40
+        at = head + 8  # UDP payload
+        if at + 3 > len(ip):
+            return 0
+        if sport in _DNS_PORTS or dport in _DNS_PORTS:
+            return DNS_RESPONSE if ip[at + 2][0] & 0x80 else 0
+        op = ip[at][0]
+        return DHCP_REPLY if op == 2 else DHCP_REQUEST if op == 1 else 0
+    return 0
+
+
+def instrument() -> None:
+    """Patch NFlow (once per process) to fill the `udps` slot described above."""
     global _patched
     if _patched:
         return
-    original = NFlow.expire
+    init, update, expire = NFlow.__init__, NFlow.update, NFlow.expire
 
-    def expire(self, udps, sync, n_dissections, statistics, splt, ffi, lib, dissector):
+    def new_init(self, packet, ffi, lib, *args):
+        init(self, packet, ffi, lib, *args)
+        minute = packet.time // 60000
+        cell = [0, 0, 0, 0]
+        cell[packet.direction * 2] = 1  # the first packet defines src -> dst: direction 0
+        cell[packet.direction * 2 + 1] = packet.raw_size
+        self.udps = [0, {minute: cell}, first_packet_facts(packet, ffi)]
+
+    def new_update(self, packet, *args):
+        out = update(self, packet, *args)
+        if out is None:  # counted in this flow (an expiring packet starts the next one)
+            minutes = self.udps[MINUTES]
+            minute = packet.time // 60000
+            cell = minutes.get(minute)
+            if cell is None:
+                cell = minutes[minute] = [0, 0, 0, 0]
+            d = packet.direction * 2
+            cell[d] += 1
+            cell[d + 1] += packet.raw_size
+        return out
+
+    def new_expire(self, udps, sync, n_dissections, statistics, splt, ffi, lib, dissector):
         risk = 0
         try:
             nd = self._C.ndpi_flow
@@ -30,23 +88,44 @@ def enable_flow_risk() -> None:
                 risk = int(nd.risk)
         except Exception:
             risk = 0
-        out = original(self, udps, sync, n_dissections, statistics, splt, ffi, lib, dissector)
-        if not sync:
-            self.udps = risk
+        extra = self.udps
+        out = expire(self, udps, sync, n_dissections, statistics, splt, ffi, lib, dissector)
+        if not sync and isinstance(extra, list):
+            extra[RISK] = risk
+            self.udps = extra
         return out
 
-    NFlow.expire = expire
+    NFlow.__init__, NFlow.update, NFlow.expire = new_init, new_update, new_expire
     _patched = True
 
 
+def flow_extra(f: Any) -> list:
+    value = getattr(f, "udps", None)
+    return value if isinstance(value, list) else [0, {}, 0]
+
+
 def flow_risk(f: Any) -> int:
-    value = getattr(f, "udps", 0)
-    return value if isinstance(value, int) else 0
+    return flow_extra(f)[RISK]
+
+
+def _quiet_meter(*args):
+    """nfstream's meter process: Ctrl-C reaches the whole process group, but the meter is ended
+    by its parent (SIGTERM, default action: no handler inherited from the worker), so a
+    KeyboardInterrupt here would only print a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return _METER(*args)
+
+
+_METER = _streamer.meter_workflow
 
 
 def stream(source: str, *, bpf: str | None = None, idle_timeout: int, active_timeout: int,
            n_meters: int = 1) -> Iterator[Any]:
-    enable_flow_risk()
+    instrument()
+    _streamer.meter_workflow = _quiet_meter
     streamer = NFStreamer(
         source=source,
         bpf_filter=bpf,
@@ -62,7 +141,8 @@ def stream(source: str, *, bpf: str | None = None, idle_timeout: int, active_tim
 
 
 def split_filter(workers: int, index: int) -> str | None:
-    """BPF that keeps one worker's share: a symmetric XOR of address bytes keeps each flow whole.
+    """BPF that keeps one worker's share of an Ethernet capture: a symmetric XOR of address bytes
+    keeps each flow whole.
 
     802.1Q-tagged traffic is matched after `vlan`, which shifts offsets for the rest of the
     expression, so it comes last; worker 0 takes whatever the others do not match.

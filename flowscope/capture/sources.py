@@ -10,7 +10,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from flowscope.capture.ingest import IngestError, meter, meter_file
+from flowscope.capture.ingest import FileScan, IngestError, meter, meter_file
+from flowscope.capture.live_frames import count_frames, open_counter_socket
+from flowscope.store.writer import store_frame_counts
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,20 @@ class Source:
     drops: int | None = 0
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    #: packets and bytes are every frame's (files: counted before metering), not only the flows'
+    frames_counted: bool = False
+    note: str | None = None
 
     def count(self, rows: list[dict]) -> None:
         self.flows += len(rows)
+        if self.frames_counted:
+            return
         for r in rows:
             self.packets += r["PACKETS"]
             self.bytes += r["TOTAL_BYTES"]
+
+    def counted_frames(self, packets: int, nbytes: int) -> None:
+        self.packets, self.bytes, self.frames_counted = packets, nbytes, True
 
     def info(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +75,7 @@ class Sources:
         src.drops = None
         self._spawn(self._run_interface, src)
         self._spawn(self._sweep_interface, src)
+        self._spawn(self._count_interface_frames, src)
         return src
 
     def _spawn(self, fn: Callable[[Source], None], src: Source) -> None:
@@ -83,12 +94,20 @@ class Sources:
         cfg = self.app.config
         src.state = "running"
         self._notify(src)
+        def counted(counts) -> None:
+            src.counted_frames(counts.packets, counts.bytes)
+            store_frame_counts(self.app.store, counts, src.id, src.name)
+
+        scan = FileScan(on_counts=counted)
         try:
             for rows in meter_file(src.name, workers=os.cpu_count() or 1, idle_timeout=cfg.file_idle_timeout,
-                                   active_timeout=cfg.file_active_timeout, interface_id=src.id):
+                                   active_timeout=cfg.file_active_timeout, interface_id=src.id, scan=scan):
                 src.count(rows)
                 self.app.live.add_finished(rows)
                 self.app.writer.put(rows)
+            if scan.note:
+                src.note = scan.note
+                log.warning("%s", scan.note)
             src.state = "done"
         except IngestError as exc:
             src.state, src.error = "failed", str(exc)
@@ -116,6 +135,25 @@ class Sources:
             src.state, src.error = "failed", f"{src.name}: {exc}"
             log.error("interface capture failed: %s", exc)
         src.finished_at = time.time()
+
+    def _count_interface_frames(self, src: Source) -> None:
+        """Every frame of the interface (ARP, STP, ... too) for its totals and frame_counters."""
+        try:
+            sock = open_counter_socket(src.name)
+        except OSError as exc:
+            log.warning("%s: frames not counted (%s); interface totals are the flows' only", src.name, exc)
+            return
+        src.counted_frames(0, 0)
+
+        def flush(counts) -> None:
+            src.packets += counts.packets
+            src.bytes += counts.bytes
+            try:
+                store_frame_counts(self.app.store, counts, src.id, src.name)
+            except Exception:
+                log.exception("could not store frame counts of %s", src.name)
+
+        count_frames(sock, self._stop, flush, LIVE_UPDATE_S)
 
     def _sweep_interface(self, src: Source) -> None:
         """Store flows that went quiet or outlived the active timeout."""

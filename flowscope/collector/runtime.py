@@ -32,9 +32,9 @@ def widen_app_names() -> None:
 class FlowCollector:
     def __init__(self, store, urls: list[str], *, hooks: list[Callable] | None = None,
                  batch_rows: int = 50_000, batch_seconds: float = 1.0, first_interface_id: int = FIRST_INTERFACE_ID,
-                 snmp: Any = None, live: Any = None):
+                 snmp: Any = None, live: Any = None, flow_writer: Any = None):
         self.store = store
-        self.writer = CollectorWriter(store, batch_rows, batch_seconds, hooks, live=live)
+        self.writer = CollectorWriter(store, batch_rows, batch_seconds, hooks, live=live, flow_writer=flow_writer)
         self.collector = Collector(self.writer.put, batch_rows=batch_rows, batch_seconds=batch_seconds)
         self.listeners = [Listener(u, first_interface_id + i, self.collector) for i, u in enumerate(urls)]
         self.snmp = snmp
@@ -75,7 +75,10 @@ class FlowCollector:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything received so far is decoded and stored (tests, benchmarks)."""
         ok = self.collector.drain(timeout)
-        return self.writer.flush(timeout) and ok
+        ok = self.writer.flush(timeout) and ok
+        if self.writer.flow_writer is not None:
+            ok = self.writer.flow_writer.flush(timeout) and ok
+        return ok
 
     async def _snapshots(self) -> None:
         while True:

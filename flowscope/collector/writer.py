@@ -34,8 +34,9 @@ class CollectorWriter:
 
     def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None, queue_max: int = 2000,
-                 live=None):
+                 live=None, flow_writer=None):
         self.store = store
+        self.flow_writer = flow_writer  # the app's FlowWriter: enriches, stores, runs the hooks
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.hooks = hooks if hooks is not None else []
@@ -110,22 +111,28 @@ class CollectorWriter:
     def write_rows(self, rows: list[tuple]) -> None:
         if not rows:
             return
-        try:
-            self.store.insert("flows", COLUMNS, rows)
+        dicts = None
+        if self.flow_writer is not None:
+            dicts = [{**dict(zip(COLUMNS, r)), "SRC_COUNTRY_CODE": "", "DST_COUNTRY_CODE": ""} for r in rows]
+            self.flow_writer.put([dict(d) for d in dicts])  # the writer thread adds columns
             self.written += len(rows)
-        except Exception:
-            self.failed_rows += len(rows)
-            log.exception("could not store %d collected flows", len(rows))
-            return
+        else:
+            try:
+                self.store.insert("flows", COLUMNS, rows)
+                self.written += len(rows)
+            except Exception:
+                self.failed_rows += len(rows)
+                log.exception("could not store %d collected flows", len(rows))
+                return
         for r in rows:
             tally = self.per_interface.setdefault(r[_IFACE], [0, 0, 0])
             tally[0] += 1
             tally[1] += r[_PACKETS]
             tally[2] += r[_BYTES]
-        if not self.hooks and self.live is None:
+        if self.flow_writer is None and not self.hooks and self.live is None:
             return
-        dicts = [dict(zip(COLUMNS, r)) for r in rows]
-        for hook in list(self.hooks):
+        dicts = dicts or [dict(zip(COLUMNS, r)) for r in rows]
+        for hook in list(self.hooks) if self.flow_writer is None else ():
             try:
                 hook(dicts)
             except Exception:

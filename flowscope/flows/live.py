@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable
 
+from flowscope.flows.orientation import swap
 from flowscope.flows.record import community_id, ipv4_number
 
 # Counters added up when segments of one flow are merged
@@ -36,7 +37,7 @@ class LiveFlow:
     Columns that follow from others (the numeric address columns, DOMAIN_NAME = INFO,
     COMMUNITY_ID) are not kept: `as_row()` derives them."""
 
-    __slots__ = FIELDS + ("active",)
+    __slots__ = FIELDS + ("active", "minutes")
 
     def __init__(self, row: dict[str, Any]):
         for name in FIELDS:
@@ -45,6 +46,18 @@ class LiveFlow:
             value = row.get(name)
             setattr(self, name, sys.intern(value) if isinstance(value, str) else "")
         self.active = True
+        self.minutes = None  # {minute: [s2d packets, s2d bytes, d2s packets, d2s bytes]} (PER_MINUTE)
+        self._add_minutes(row.get("PER_MINUTE"))
+
+    def _add_minutes(self, cells) -> None:
+        if not cells:
+            return
+        if self.minutes is None:
+            self.minutes = {}
+        for minute, *counters in cells:
+            cell = self.minutes.setdefault(minute, [0, 0, 0, 0])
+            for i, c in enumerate(counters):
+                cell[i] += c
 
     def merge(self, row: dict[str, Any]) -> None:
         for name in _SUMMED:
@@ -57,9 +70,12 @@ class LiveFlow:
                 if value:
                     setattr(self, name, sys.intern(value) if name in _INTERNED else value)
         self.LAST_SEEN = max(self.LAST_SEEN, row.get("LAST_SEEN", 0))
+        self._add_minutes(row.get("PER_MINUTE"))
 
     def as_row(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in FIELDS}
+        if self.minutes:
+            out["PER_MINUTE"] = [(m, *c) for m, c in sorted(self.minutes.items())]
         v4 = self.IP_PROTOCOL_VERSION == 4
         out["IPV4_SRC_ADDR"] = ipv4_number(self.SRC_IP) if v4 else 0
         out["IPV4_DST_ADDR"] = ipv4_number(self.DST_IP) if v4 else 0
@@ -97,10 +113,18 @@ class LiveTable:
             self._evict()
 
     def merge_segment(self, row: dict[str, Any]) -> None:
-        """Merge one nfstream segment of a live flow into its entry."""
+        """Merge one nfstream segment of a live flow into its entry (a segment seen the other way
+        round, e.g. one that began with the server's packet, is turned to match)."""
         key = flow_key(row)
         with self._lock:
             flow = self._flows.get(key)
+            if flow is None:
+                k = key
+                reverse = (k[0], k[1], k[2], k[5], k[6], k[3], k[4])
+                flow = self._flows.get(reverse)
+                if flow is not None:
+                    row = dict(row)
+                    swap(row)
             if flow is None:
                 self._flows[key] = LiveFlow(row)
                 self._evict()

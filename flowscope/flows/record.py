@@ -10,6 +10,8 @@ import struct
 from functools import lru_cache
 from typing import Any
 
+from flowscope.flows.orientation import should_swap, swap
+
 _TCP_FLAG_BITS = (("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08),
                   ("ack", 0x10), ("urg", 0x20), ("ece", 0x40), ("cwr", 0x80))
 
@@ -106,12 +108,20 @@ def community_id(src: str, dst: str, proto: int, sport: int, dport: int, seed: i
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
-def flow_row(f: Any, interface_id: int, source_type: str, risk: int = 0) -> dict[str, Any]:
-    """Map one nfstream NFlow to a `flows` row."""
+def per_minute(minutes: dict[int, list[int]]) -> list[tuple[int, int, int, int, int]]:
+    """The meter's {minute number: [s2d packets, s2d bytes, d2s packets, d2s bytes]} as PER_MINUTE cells."""
+    return [(m * 60, *cell) for m, cell in sorted(minutes.items())]
+
+
+def flow_row(f: Any, interface_id: int, source_type: str, extra: list | None = None) -> dict[str, Any]:
+    """Map one nfstream NFlow to a `flows` row, client and server oriented as ntopng would.
+
+    `extra` is what the instrumented meter kept in the flow (see capture.nfstream_source)."""
+    risk, minutes, first = extra if extra else (0, {}, 0)
     v4 = f.ip_version == 4
     app, master = l7_ids(f.application_name)
     server_name = f.requested_server_name or ""
-    return {
+    row = {
         "FLOW_ID": new_flow_id(),
         "IP_PROTOCOL_VERSION": f.ip_version,
         "FIRST_SEEN": f.bidirectional_first_seen_ms / 1000,
@@ -148,9 +158,15 @@ def flow_row(f: Any, interface_id: int, source_type: str, risk: int = 0) -> dict
         "DST2SRC_TCP_FLAGS": tcp_flags(f, "dst2src") if f.protocol == 6 else 0,
         "SOURCE_TYPE": source_type,
         "CLASSIFIED_BY": "ndpi",
+        # filled by App.enrich_flows; present so every batch stores the columns
+        "SRC_COUNTRY_CODE": "", "DST_COUNTRY_CODE": "", "SRC_ASN": 0, "DST_ASN": 0,
         # Not stored columns: convenience for live views and hooks
         "SRC_IP": f.src_ip,
         "DST_IP": f.dst_ip,
         "L7_PROTO_NAME": f.application_name or "Unknown",
         "L7_CATEGORY_NAME": f.application_category_name or "",
+        "PER_MINUTE": per_minute(minutes),
     }
+    if should_swap(f.protocol, f.src_port, f.dst_port, first):
+        swap(row)
+    return row

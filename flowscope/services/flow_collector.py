@@ -42,4 +42,5 @@ def attach(app):
         batch_seconds=float(section.get("batch_seconds", getattr(app.config, "batch_seconds", 1.0))),
         snmp=_LazySnmp(app),
         live=app.live,
+        flow_writer=app.writer,  # one writer for every source: same enrichment, same hooks
     )

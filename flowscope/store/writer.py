@@ -1,7 +1,9 @@
-"""Batch writer: finished flows go to ClickHouse every `batch_seconds` or `batch_rows`.
+"""The one flow writer: finished flows of every source (capture files, interfaces, NetFlow/IPFIX/
+sFlow exporters) go to ClickHouse every `batch_seconds` or `batch_rows`, enriched the same way
+(countries, ASNs: `App.enrich_flows`) and with their per-minute volumes (PER_MINUTE).
 
 A `kill -9` loses at most the batch not yet flushed. Hooks registered with `App.on_flows`
-see each batch right after it is stored.
+see each batch right after it is stored. `store_frame_counts` stores what the frame counter saw.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ class FlowWriter:
     def _store(self, rows: list[dict]) -> None:
         if not rows:
             return
+        fill_per_minute(rows)
         if self.enrich is not None:
             try:
                 self.enrich(rows)
@@ -97,3 +101,68 @@ class FlowWriter:
                 hook(rows)
             except Exception:
                 log.exception("flow hook %r failed", hook)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    text = str(value).replace("T", " ").rstrip("Z")
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def spread(first: float, last: float, counters: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
+    """PER_MINUTE cells for a flow known only by its totals (exporter records, live segments):
+    counters spread in proportion to the time spent in each minute, remainders to the last."""
+    m0, m1 = int(first // 60), int(last // 60)
+    if m1 <= m0 or last <= first:
+        return [(m1 * 60, *counters)]
+    span = last - first
+    cells, given = [], [0, 0, 0, 0]
+    for m in range(m0, m1 + 1):
+        if m == m1:
+            part = [c - g for c, g in zip(counters, given)]
+        else:
+            share = (min(last, (m + 1) * 60) - max(first, m * 60)) / span
+            part = [int(c * share) for c in counters]
+            given = [g + p for g, p in zip(given, part)]
+        cells.append((m * 60, *part))
+    return cells
+
+
+def fill_per_minute(rows: list[dict]) -> None:
+    """Give rows without PER_MINUTE (exporter flows, merged live segments) an even spread."""
+    for r in rows:
+        if r.get("PER_MINUTE"):
+            continue
+        try:
+            r["PER_MINUTE"] = spread(_seconds(r["FIRST_SEEN"]), _seconds(r["LAST_SEEN"]),
+                                     (int(r.get("SRC2DST_PACKETS") or 0), int(r.get("SRC2DST_BYTES") or 0),
+                                      int(r.get("DST2SRC_PACKETS") or 0), int(r.get("DST2SRC_BYTES") or 0)))
+        except (KeyError, TypeError, ValueError):
+            r["PER_MINUTE"] = []  # the rollups then count the flow at LAST_SEEN
+
+
+def store_frame_counts(store, counts, interface_id: int, source: str) -> None:
+    """Store a capture's frame counts: per EtherType in `frame_counters`, and as the interface's
+    per-minute volumes (ts_interface_1m), which for capture files count every frame, not flows."""
+    from flowscope.capture.frames import ether_type_name
+
+    if not counts.cells:
+        return
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    rows, per_minute = [], {}
+    for (minute, etype), (packets, nbytes) in counts.cells.items():
+        rows.append([_minute_text(minute), interface_id, source, etype, ether_type_name(etype), packets, nbytes, now])
+        cell = per_minute.setdefault(minute, [0, 0])
+        cell[0] += packets
+        cell[1] += nbytes
+    store.insert("frame_counters", ["time", "INTERFACE_ID", "SOURCE", "ETHER_TYPE", "ETHER_TYPE_NAME",
+                                    "packets", "bytes", "written"], rows)
+    store.insert("ts_interface_1m", ["time", "INTERFACE_ID", "bytes", "packets", "flows", "drops", "written"],
+                 [[_minute_text(m), interface_id, b, p, 0, 0, now] for m, (p, b) in sorted(per_minute.items())])
+
+
+def _minute_text(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -52,3 +52,35 @@ async def test_collected_flows_through_the_flow_tools(make_server, tmp_path):
     async with mcp_session(server, token="restricted") as session:  # allowed 192.168.0.0/16 only
         res = (await session.call_tool("get_live_flows", {"limit": 1000})).structured_content
         assert res["flows"] == []
+
+
+async def test_collected_flows_get_countries(make_server, tmp_path):
+    """Exporter flows go through the same writer as packet flows: countries and ASNs are filled,
+    the country rollups and get_country_stats see them."""
+    from fsharness import corpus_pcap
+
+    pcap = corpus_pcap("teams.pcap")  # public addresses
+    port = free_udp_port()
+    server = make_server(["--collect", f"udp://127.0.0.1:{port}"])
+    packets, _ = softflowd(pcap, port, "10", tmp_path)
+    assert packets > 0
+    async with mcp_session(server) as session:
+        rows = []
+        for _ in range(40):
+            q = await session.call_tool("query", {"sql": (
+                "SELECT count(), countIf(SRC_COUNTRY_CODE != '' OR DST_COUNTRY_CODE != ''), sum(PACKETS), "
+                "groupUniqArrayIf(DST_COUNTRY_CODE, DST_COUNTRY_CODE != '') FROM flows WHERE SOURCE_TYPE = 'ipfix'")})
+            rows = q.structured_content["rows"][0]
+            if int(rows[2]) >= packets:
+                break
+            await asyncio.sleep(0.5)
+        count, located, stored_packets, countries = int(rows[0]), int(rows[1]), int(rows[2]), rows[3]
+        assert stored_packets == packets and located > 0 and countries
+        rollup = await session.call_tool("query", {"sql": "SELECT groupUniqArray(country) FROM ts_country_1m"})
+        assert set(countries) <= set(rollup.structured_content["rows"][0][0])
+        stats = (await session.call_tool("get_country_stats", {"limit": 50})).structured_content
+        assert set(countries) <= {c["country_code"] for c in stats["countries"]}
+        # spread over the minutes the exporter's flows span, totals unchanged
+        q = await session.call_tool("query", {"sql": "SELECT sum(packets) FROM ts_interface_1m"})
+        assert int(q.structured_content["rows"][0][0]) == packets
+    print(f"\n{count} collected flows, {located} with a country: {sorted(countries)}")

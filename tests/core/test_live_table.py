@@ -51,3 +51,16 @@ def test_finished_flows_are_bounded_active_ones_kept():
     assert len(live) == 3
     assert any(f.active for f in live.flows())
     assert live.evicted == 8
+
+
+def test_segments_merge_their_minutes_and_a_reversed_segment_joins_its_flow():
+    live = LiveTable()
+    live.merge_segment(seg(118.0, 121.0, 5, PER_MINUTE=[(60, 3, 180, 0, 0), (120, 2, 120, 0, 0)]))
+    # the next segment began with the server's packet: seen from 10.0.0.2:443 to 10.0.0.1:40000
+    back = seg(121.0, 124.0, 2, SRC_IP="10.0.0.2", DST_IP="10.0.0.1", IP_SRC_PORT=443, IP_DST_PORT=40000,
+               SRC2DST_PACKETS=2, DST2SRC_PACKETS=0, SRC2DST_BYTES=200, DST2SRC_BYTES=0,
+               PER_MINUTE=[(120, 2, 200, 0, 0)])
+    live.merge_segment(back)
+    (f,) = live.flows()
+    assert (f.PACKETS, f.SRC2DST_PACKETS, f.DST2SRC_PACKETS, f.DST2SRC_BYTES) == (7, 5, 2, 5 * 40 + 200)
+    assert f.as_row()["PER_MINUTE"] == [(60, 3, 180, 0, 0), (120, 2, 120, 2, 200)]

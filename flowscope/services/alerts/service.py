@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from flowscope.services.alerts.exclusions import Exclusions
+from flowscope.services.hosts.addresses import GROUP_ADDRESS, UNICAST_MAC, is_group_ip, is_group_mac
 from flowscope.services.alerts.model import (
     DEFAULT_SCORE, SEVERITIES, SEVERITY_BY_ID, check_severity, fmt_ts, mac_text, normalise_mac, risk_name,
     risk_severity, risk_slug, row_ip, to_epoch,
@@ -517,7 +518,7 @@ class AlertsService:
                 gw = mac_text(r.get("DST_MAC"))
             elif self._is_local(dst) and not self._is_local(src):
                 gw = mac_text(r.get("SRC_MAC"))
-            if gw and gw not in exp["macs"] and gw != "ff:ff:ff:ff:ff:ff":
+            if gw and gw not in exp["macs"] and not is_group_mac(gw) and not is_group_ip(dst):
                 self._unexpected("gateway", gw, src, t, r, out)
 
     def _unexpected(self, kind: str, server: str, client: str, t: float, r: dict, out: dict[int, dict]) -> None:
@@ -743,7 +744,8 @@ class AlertsService:
         scope = principal.flows_filter() if principal is not None else "1"
         queries = {
             "dns": "IP_DST_PORT = 53 AND PROTOCOL IN (6, 17)",
-            "dhcp": "PROTOCOL = 17 AND IP_DST_PORT = 67 AND DST2SRC_PACKETS > 0",
+            "dhcp": "PROTOCOL = 17 AND IP_DST_PORT = 67 AND DST2SRC_PACKETS > 0 AND NOT "
+                    + GROUP_ADDRESS.format(c="DST_IP"),
             "ntp": "PROTOCOL = 17 AND IP_DST_PORT = 123 AND DST2SRC_PACKETS > 0",
             "smtp": "PROTOCOL = 6 AND IP_DST_PORT IN (25, 465, 587) AND DST2SRC_PACKETS > 0",
         }
@@ -759,7 +761,8 @@ class AlertsService:
             local = " OR ".join(f"isIPAddressInRange(DST_IP, '{n}')" for n in self.local_networks)
             res = self.store.query(
                 "SELECT MACNumToString(DST_MAC) AS mac, count() AS flows, uniqExact(SRC_IP), max(LAST_SEEN) FROM flows "
-                f"WHERE DST_MAC != 0 AND NOT ({local}) AND {scope} GROUP BY mac ORDER BY flows DESC "
+                f"WHERE DST_MAC != 0 AND {UNICAST_MAC.format(c='DST_MAC')} AND NOT ({local}) "
+                f"AND NOT {GROUP_ADDRESS.format(c='DST_IP')} AND {scope} GROUP BY mac ORDER BY flows DESC "
                 "LIMIT {lim:UInt32}", {"lim": limit})
             exp = self.expected.get("gateway")
             out["gateway"] = [{"server": m.lower(), "flows": int(f), "clients": int(c), "last_seen": ls,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from flowscope.services.hosts import osguess
+from flowscope.services.hosts.addresses import is_group_ip, is_group_mac
 from flowscope.services.hosts.netinfo import LocalNets, is_unicast_mac, mac_text, manufacturer
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,8 @@ class HostModel:
     # ---- observations --------------------------------------------------------------------
     def observe_mac(self, ip: str, mac: str, ts: float, vlan: int = 0) -> None:
         """`ip` was the source (or target) address of a frame whose link-layer address is `mac`."""
+        if is_group_mac(mac) or is_group_ip(ip):
+            return  # a multicast/broadcast frame says nothing about who routes what
         with self._lock:
             m = self.mac(mac)
             h = self.host(ip, vlan)

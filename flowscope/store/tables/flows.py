@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flowscope.store.schema import C, Table, columns, register, register_dictionary
+from flowscope.store.schema import C, Table, columns, register, register_dictionary, register_view
 
+PER_MINUTE_TYPE = "Array(Tuple(UInt32, UInt64, UInt64, UInt64, UInt64))"
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
 
 FLOWS = register(Table(
@@ -66,6 +67,11 @@ FLOWS = register(Table(
           "Where the row came from: pcap, interface, netflow5, netflow9, ipfix, sflow"),
         C("CLASSIFIED_BY", "LowCardinality(String)",
           "How L7_PROTO was decided: ndpi (payload), exporter (application field), port (guess)"),
+        C("PER_MINUTE", PER_MINUTE_TYPE,
+          "Packets and bytes per clock minute and direction, cells (minute start in Unix seconds, "
+          "src2dst packets, src2dst bytes, dst2src packets, dst2src bytes): the "
+          "meter counts them packet by packet; exporter flows are spread evenly over FIRST_SEEN..LAST_SEEN. "
+          "Timeseries rollups use it, so minute volumes follow the packets"),
         # Friendly aliases, computed on read
         C("SRC_IP", "String", "Client address as text, IPv4 or IPv6", alias=_ip_text.format(d="SRC")),
         C("DST_IP", "String", "Server address as text, IPv4 or IPv6", alias=_ip_text.format(d="DST")),
@@ -75,7 +81,7 @@ FLOWS = register(Table(
         C("L4_PROTO_NAME", "String", "IP protocol as a name (TCP, UDP, ICMP, ...)",
           alias="multiIf(PROTOCOL = 6, 'TCP', PROTOCOL = 17, 'UDP', PROTOCOL = 1, 'ICMP', "
                 "PROTOCOL = 58, 'ICMPv6', PROTOCOL = 2, 'IGMP', PROTOCOL = 47, 'GRE', PROTOCOL = 50, 'ESP', "
-                "PROTOCOL = 132, 'SCTP', toString(PROTOCOL))"),
+                "PROTOCOL = 132, 'SCTP', PROTOCOL = 41, 'IPv6-in-IPv4', PROTOCOL = 4, 'IP-in-IP', toString(PROTOCOL))"),
         C("L7_PROTO_NAME", "String", "nDPI application name, e.g. TLS.Google or DNS",
           alias="if(L7_PROTO_MASTER NOT IN (0, L7_PROTO), concat("
                 "dictGetOrDefault('ndpi_protocols', 'name', toUInt64(L7_PROTO_MASTER), toString(L7_PROTO_MASTER)), '.', "
@@ -128,3 +134,7 @@ register_dictionary(
     "CREATE DICTIONARY IF NOT EXISTS ndpi_categories (id UInt64, name String) "
     "PRIMARY KEY id SOURCE(CLICKHOUSE(TABLE 'ndpi_categories_table')) LIFETIME(MIN 0 MAX 3600) LAYOUT(HASHED()) "
     "COMMENT 'nDPI category id to name'", NDPI_CATEGORIES)
+
+
+# Data directories made before PER_MINUTE existed get the column (new ones have it already).
+register_view(f"ALTER TABLE flows ADD COLUMN IF NOT EXISTS PER_MINUTE {PER_MINUTE_TYPE}")

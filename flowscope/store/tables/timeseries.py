@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from flowscope.store.schema import C, Column, Table, quote, register, register_view
@@ -13,10 +14,25 @@ from flowscope.store.tables.flows import FLOWS
 
 TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
 TS_ATTRIBUTION = (
-    "A flow row counts entirely in the bucket holding its LAST_SEEN (ntopng-style: a flow is "
-    "accounted when it ends or is exported; long flows are cut into active-timeout segments), "
-    "so sums over whole buckets equal sums over `flows` filtered on LAST_SEEN."
+    "Bytes and packets of a flow count in the minutes their packets were seen (flows.PER_MINUTE); "
+    "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score."
 )
+#: `flows` ARRAY JOINed with its minutes as `m` (rows without PER_MINUTE: one cell at LAST_SEEN)
+_TS_MINUTES = ("ARRAY JOIN if(empty(PER_MINUTE), [tuple(toUInt32(toStartOfMinute(LAST_SEEN)), SRC2DST_PACKETS, "
+               "SRC2DST_BYTES, DST2SRC_PACKETS, DST2SRC_BYTES)], PER_MINUTE) AS m")
+#: what the rollup expressions' flow counters mean for one minute cell `m`
+_TS_PER_MINUTE = {
+    "TOTAL_BYTES": "(m.3 + m.5)", "PACKETS": "(m.2 + m.4)", "SRC2DST_PACKETS": "m.2", "SRC2DST_BYTES": "m.3",
+    "DST2SRC_PACKETS": "m.4", "DST2SRC_BYTES": "m.5",
+    "FLOW_ENDS": "toUInt8(m.1 = toUInt32(toStartOfMinute(LAST_SEEN)))",
+    "SCORE": "(SCORE * toUInt8(m.1 = toUInt32(toStartOfMinute(LAST_SEEN))))",
+}
+
+
+def _per_minute(expr: str) -> str:
+    return re.sub(r"\b(" + "|".join(_TS_PER_MINUTE) + r")\b", lambda mo: _TS_PER_MINUTE[mo.group(1)], expr)
+
+
 _TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour"}
 _TS_WRITTEN = C("written", "SimpleAggregateFunction(max, DateTime('UTC'))",
                 "When the row was last written; retention (TTL) counts from here, so imported "
@@ -41,10 +57,12 @@ class Rollup:
         return f"ts_{self.kind}_{res}"
 
     def rows_sql(self, extra_where: str = "1") -> str:
-        """Per-flow rows (time = LAST_SEEN) with the rollup's columns, before aggregation."""
-        cols = ["LAST_SEEN AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
-        cols += [f"toUInt64({e}) AS `{m}`" for m, e, _ in self.metrics]
-        return (f"SELECT {', '.join(cols)} FROM flows {self.array_join} "
+        """Per-flow, per-minute rows (time = start of the minute) with the rollup's columns,
+        before aggregation (interface volumes: the flows' own)."""
+        cols = ["toDateTime(m.1) AS time"] + [f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs)]
+        # flows only: frame counts are not filtered by address, so restricted users get flow volumes
+        cols += [f"toUInt64({_per_minute(e.replace(_FRAMES_COUNTED, '0'))}) AS `{m}`" for m, e, _ in self.metrics]
+        return (f"SELECT {', '.join(cols)} FROM flows {_TS_MINUTES} {_per_minute(self.array_join)} "
                 f"WHERE ({self.where}) AND ({extra_where})")
 
 
@@ -76,9 +94,11 @@ def _ts_register(r: Rollup) -> Rollup:
         sums = ", ".join(f"sum(`{m}`) AS `{m}`" for m, _e, _c in r.metrics)
         if prev is None:
             dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
-            msum = ", ".join(f"sum(toUInt64({e})) AS `{m}`" for m, e, _c in r.metrics)
-            select = (f"SELECT toStartOfMinute(LAST_SEEN) AS time, {dims}, {msum}, now() AS written "
-                      f"FROM flows {r.array_join} WHERE {r.where} GROUP BY time, {keys}")
+            msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
+            select = (f"SELECT toDateTime(m.1) AS time, {dims}, {msum}, now() AS written "
+                      f"FROM flows {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} GROUP BY time, {keys}")
+            # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
+            register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
         else:
             select = (f"SELECT {_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
                       f"FROM `{prev}` GROUP BY time, {keys}")
@@ -89,20 +109,26 @@ def _ts_register(r: Rollup) -> Rollup:
 
 
 _IFACE = C("INTERFACE_ID", "UInt16", "Source interface id (see get_interfaces)")
-_HOST_SIDES = ("ARRAY JOIN [tuple(SRC_IP, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, 1, 0), "
-               "tuple(DST_IP, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, 1)] AS side")
-_GEO_SIDES = ("ARRAY JOIN [tuple({s}, SRC2DST_BYTES, DST2SRC_BYTES, 1), "
-              "tuple({d}, DST2SRC_BYTES, SRC2DST_BYTES, 1)] AS side")
+_HOST_SIDES = ("ARRAY JOIN [tuple(SRC_IP, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, FLOW_ENDS, 0), "
+               "tuple(DST_IP, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, FLOW_ENDS)] AS side")
+_GEO_SIDES = ("ARRAY JOIN [tuple({s}, SRC2DST_BYTES, DST2SRC_BYTES, FLOW_ENDS), "
+              "tuple({d}, DST2SRC_BYTES, SRC2DST_BYTES, FLOW_ENDS)] AS side")
 _SENT_RCVD = (("bytes_sent", "side.2", "Bytes sent by this side of its flows"),
               ("bytes_rcvd", "side.3", "Bytes received by this side of its flows"),
               ("flows", "side.4", "Flow rows ending in the bucket with this on one side (twice when on both)"))
 _BPF = (("bytes", "TOTAL_BYTES", "Bytes in both directions"), ("packets", "PACKETS", "Packets in both directions"),
-        ("flows", "1", "Flow rows ending in the bucket"))
+        ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"))
 
+#: flows whose source's frames are all counted (frame_counters): interface volumes come from there
+_FRAMES_COUNTED = "SOURCE_TYPE IN ('pcap', 'interface')"
 _ts_register(Rollup(
-    kind="interface", what="Traffic per interface: bytes, packets, flows and capture drops",
+    kind="interface", what=("Traffic per interface: bytes, packets, flows and capture drops. Capture files "
+                            "and live interfaces count every frame (written with frame_counters, not from flows)"),
     dims=(_IFACE,), dim_exprs=("INTERFACE_ID",),
-    metrics=_BPF + (("drops", "0", "Packets the capture dropped (written by the capture, not from flows)"),),
+    metrics=(("bytes", f"if({_FRAMES_COUNTED}, 0, TOTAL_BYTES)", "Bytes in both directions (frame bytes)"),
+             ("packets", f"if({_FRAMES_COUNTED}, 0, PACKETS)", "Packets in both directions (frames)"),
+             ("flows", "FLOW_ENDS", "Flow rows ending in the bucket"),
+             ("drops", "0", "Packets the capture dropped (written by the capture, not from flows)")),
 ))
 _ts_register(Rollup(
     kind="host", what="Traffic per host (each flow counts for its client and its server)",
@@ -141,6 +167,31 @@ _ts_register(Rollup(
     dims=(_IFACE, C("asn", "UInt32", "Autonomous system number")),
     dim_exprs=("INTERFACE_ID", "side.1"), metrics=_SENT_RCVD,
     array_join=_GEO_SIDES.format(s="SRC_ASN", d="DST_ASN"), where="side.1 != 0",
+))
+
+FRAME_COUNTERS = register(Table(
+    name="frame_counters",
+    comment=("Every frame of packet sources (capture files, live interfaces), IP or not, per minute, source "
+             "and EtherType: "
+             "ARP, STP (802.3/LLC), EAPOL, LLDP... that no flow holds are here. Sums per source equal "
+             "capinfos' packet count and data size. Query with sum() and GROUP BY (rows merge lazily)."),
+    columns=(
+        C("time", "DateTime('UTC')", "Start of the minute the frames were captured in"),
+        _IFACE,
+        C("SOURCE", "String", "Capture file path or interface name"),
+        C("ETHER_TYPE", "UInt16", "EtherType (0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP...); 1 = 802.3 frame with an "
+                                  "LLC header (STP, CDP...), 0 = link-layer protocol of a non-Ethernet capture"),
+        C("ETHER_TYPE_NAME", "LowCardinality(String)", "EtherType as a name: IPv4, ARP, EAPOL, 802.3/LLC..."),
+        C("packets", "SimpleAggregateFunction(sum, UInt64)", "Frames"),
+        C("bytes", "SimpleAggregateFunction(sum, UInt64)", "Frame (wire) bytes, link-layer header included"),
+        _TS_WRITTEN,
+        C("IS_IP", "UInt8", "1 for IPv4 and IPv6 frames", alias="ETHER_TYPE IN (2048, 34525)"),
+    ),
+    engine="AggregatingMergeTree",
+    order_by="(time, INTERFACE_ID, SOURCE, ETHER_TYPE, ETHER_TYPE_NAME)",
+    partition_by="toYYYYMM(time)",
+    ttl="written + INTERVAL 365 DAY",
+    public=True,
 ))
 
 _HF_KEYS = ("INTERFACE_ID", "VLAN_ID", "IP_PROTOCOL_VERSION", "PROTOCOL", "IPV4_SRC_ADDR", "IPV6_SRC_ADDR",
