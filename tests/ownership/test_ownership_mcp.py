@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fsharness import DEMO, Server, call_tool, cli
+from fsharness import DEMO, Server, call_tool, cli, unavailable
 
 PID = os.getpid() % 10000
 NS, VETH = f"ow{PID}", f"owv{PID}"
@@ -50,7 +50,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def netns():
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare"):
-        pytest.skip("needs root, iproute2 and unshare")
+        unavailable("needs root, iproute2 and unshare")
     ip("netns", "add", NS)
     try:
         ip("link", "add", VETH + "a", "type", "veth", "peer", "name", VETH + "b")
