@@ -125,10 +125,12 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             h = self.health()
-            if all(s["state"] in ("done", "failed") for s in h["sources"]):
-                time.sleep(1.5)  # one writer batch interval
-                return self.health()
-            time.sleep(0.5)
+            if all(s["state"] in ("done", "failed") for s in h["sources"]) and h.get("writer_idle", True):
+                time.sleep(0.3)
+                h = self.health()  # still idle a moment later: the last batch is stored
+                if h.get("writer_idle", True):
+                    return h
+            time.sleep(0.3)
         raise AssertionError("sources did not finish")
 
     def stop(self) -> None:

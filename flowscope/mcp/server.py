@@ -204,7 +204,7 @@ def _health(app, authorization: str | None) -> dict[str, Any]:
             if source["error"]:
                 source["error"] = "failed; the server's admin sees why"
     answer = {**answer, "version": flowscope.__version__, "sources": sources,
-              "flows_written": app.writer.written, "live_flows": len(app.live),
+              "flows_written": app.writer.written, "writer_idle": app.writer.idle, "live_flows": len(app.live),
               "unavailable": modules.unavailable_list(app.unavailable)}
     if principal.is_admin:
         answer["packets"] = _component_info(app, "packets")

@@ -61,7 +61,9 @@ def _hint(principal) -> str:
 
 
 def guard_sql(sql: str, principal) -> str:
-    """Wall 1: return the SQL to run for `principal` (regenerated from the checked tree)."""
+    """Wall 1: return the SQL to run for `principal` (a Principal, or a Scope) regenerated from the
+    checked tree."""
+    principal = _principal_of(principal)
     if not isinstance(sql, str) or not sql.strip():
         raise GuardError("empty SQL: send one SELECT statement, e.g. SELECT count() FROM flows")
     if len(sql) > 20000:
@@ -95,6 +97,10 @@ def guard_sql(sql: str, principal) -> str:
         raise GuardError("the SQL is nested too deeply; simplify it") from None
 
 
+def _principal_of(who):
+    return getattr(who, "principal", who)
+
+
 def _describe(tree: exp.Describe, principal) -> str:
     target = tree.this
     if not isinstance(target, exp.Table) or target.db or not isinstance(target.this, exp.Identifier):
@@ -123,11 +129,18 @@ def _check_tree(tree: exp.Expression, principal) -> None:
             raise GuardError("only read queries are allowed")
         if isinstance(node, exp.Table):
             _check_table(node, principal)
+        elif isinstance(node, exp.Anonymous) and not sql_functions.allowed(node.name):
+            raise GuardError(f"function {node.name}() is not allowed; flowscope allows aggregates, arithmetic, "
+                             "string, date/time, IP, array, conditional and hashing functions")
 
 
 def _check_table(node: exp.Table, principal) -> None:
-    if not isinstance(node.this, exp.Identifier):
-        return  # a table function: checked on ClickHouse's own parse tree (wall 2)
+    if not isinstance(node.this, exp.Identifier):  # a table function (wall 2 checks ClickHouse's own tree too)
+        fn = node.this
+        name = (fn.name if isinstance(fn, exp.Anonymous) else type(fn).__name__).lower()
+        if name not in sql_functions.TABLE_FUNCTIONS:
+            raise GuardError(f"table function {name}() is not allowed; query flowscope's tables. {_hint(principal)}")
+        return
     if node.args.get("catalog"):
         raise GuardError("other databases are not allowed")
     if node.db:
@@ -202,7 +215,8 @@ SLOTS = UserSlots()
 
 
 def run_guarded(app, principal, sql: str, max_rows: int = 1000, timeout_s: int | None = None) -> QueryOutcome:
-    """Guard then run `sql` for `principal` within its scope and the limits."""
+    """Guard then run `sql` for `principal` (a Principal, or a Scope) within its scope and the limits."""
+    principal = _principal_of(principal)
     final = guard_sql(sql, principal)
     scope = app.store.scopes.for_principal(principal)
     try:

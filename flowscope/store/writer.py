@@ -45,6 +45,11 @@ class FlowWriter:
             self._idle.clear()
             self._queue.put(rows)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being stored: every flow put so far is in the store."""
+        return self._queue.empty() and self._idle.is_set()
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is stored."""
         self._queue.put([])

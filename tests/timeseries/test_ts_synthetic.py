@@ -274,7 +274,8 @@ def test_retention_from_config(app):
     days = retention_days(app)
     assert days == {"1m": 3, "5m": 30, "1h": 400, "hourly_flows": 365}
     engines = dict(app.store.query(
-        "SELECT name, engine_full FROM system.tables WHERE name IN ('ts_host_1m', 'ts_asn_1h', 'ts_country_5m')").rows)
+        "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
+        "AND name IN ('ts_host_1m', 'ts_asn_1h', 'ts_country_5m')").rows)
     assert "toIntervalDay(3)" in engines["ts_host_1m"] and "toIntervalDay(400)" in engines["ts_asn_1h"]
     assert "toIntervalDay(30)" in engines["ts_country_5m"]
     assert apply_retention(app.store, days) == []

@@ -85,6 +85,4 @@ def local_networks(app, scope: Scope, with_traffic: bool = True) -> dict[str, An
                 f"WHERE {host_queries.cidr_sql('ip', [n])} AND {scope.sql(['ip'])}").dicts()[0]
             info.update(hosts=int(r["hosts"]), bytes_sent=int(r["s"]), bytes_rcvd=int(r["r"]))
         out.append(info)
-    src = "configuration (--local-networks or [flowscope] local_networks)" \
-        if getattr(app, "config", None) is not None else "default"
-    return {"networks": out, "source": src}
+    return {"networks": out, "source": app.config.source_of("local_networks")}

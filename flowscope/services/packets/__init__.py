@@ -3,7 +3,7 @@
 Packets of capture files stay in the original file (`flow_packets` remembers which); packets of
 live interfaces are kept in a dumpcap ring when `serve --retain-packets` is given. What a caller
 may see is decided before any packet is read: flows are found through the live table and the
-`flows` history with the caller's scope (`Principal.can_see_flow`, `Principal.flows_filter()`),
+`flows` history with the caller's scope (`Scope.visible_flow`, `Scope.flows_sql()`),
 and only those flows' packets are extracted.
 """
 
@@ -93,9 +93,9 @@ class PacketService:
     # --- which flows -------------------------------------------------------------------------
     def flow(self, principal: Principal, flow_id: int) -> FlowKey:
         for f in self.app.live.flows():
-            if f.FLOW_ID == flow_id and principal.can_see_flow(f.SRC_IP, f.DST_IP):
+            if f.FLOW_ID == flow_id and principal.scope.visible_flow(f.SRC_IP, f.DST_IP):
                 return FlowKey.of(f.as_row(), live=True)
-        row = flows_svc.history_flow(self.app, principal, flow_id)
+        row = flows_svc.history_flow(self.app, principal.scope, flow_id)
         if row is None:
             raise PacketError(f"no flow {flow_id} that you may see (it does not exist or is outside your allowed "
                               "networks); find flows with get_live_flows or get_historical_flow")
@@ -105,9 +105,9 @@ class PacketService:
                  max_flows: int) -> tuple[list[FlowKey], bool]:
         """Flows matching a filter in [begin, end] that the caller may see, oldest first."""
         keys = {f.FLOW_ID: FlowKey.of(f.as_row(), live=True)
-                for f in flows_svc.visible_live(self.app, principal, flt)
+                for f in flows_svc.visible_live(self.app, principal.scope, flt)
                 if (begin is None or f.LAST_SEEN >= begin) and (end is None or f.FIRST_SEEN <= end)}
-        rows, _ = flows_svc.search_history(self.app, principal, flt, begin, end, "first_seen", False,
+        rows, _ = flows_svc.search_history(self.app, principal.scope, flt, begin, end, "first_seen", False,
                                            max_flows + 1, 0)
         for r in rows:
             keys.setdefault(int(r["FLOW_ID"]), FlowKey.of(r))
