@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -55,9 +56,15 @@ class Sources:
         self.items.append(src)
         return src
 
-    def start_pcap(self, path: str) -> Source:
+    def start_pcap(self, path: str, *, workers: int | None = None, idle_timeout: int | None = None,
+                   active_timeout: int | None = None) -> Source:
+        """Meter a capture file; the meter settings default to the configuration's."""
         src = self.add("pcap", os.path.abspath(path))
-        self._spawn(self._run_pcap, src)
+        cfg = self.app.config
+        meter_args = dict(workers=workers or os.cpu_count() or 1,
+                          idle_timeout=idle_timeout or cfg.file_idle_timeout,
+                          active_timeout=active_timeout or cfg.file_active_timeout)
+        self._spawn(functools.partial(self._run_pcap, **meter_args), src)
         return src
 
     def start_interface(self, iface: str) -> Source:
@@ -79,13 +86,11 @@ class Sources:
             except Exception:
                 log.exception("source hook failed")
 
-    def _run_pcap(self, src: Source) -> None:
-        cfg = self.app.config
+    def _run_pcap(self, src: Source, **meter_args) -> None:
         src.state = "running"
         self._notify(src)
         try:
-            for rows in meter_file(src.name, workers=os.cpu_count() or 1, idle_timeout=cfg.file_idle_timeout,
-                                   active_timeout=cfg.file_active_timeout, interface_id=src.id):
+            for rows in meter_file(src.name, interface_id=src.id, **meter_args):
                 src.count(rows)
                 self.app.live.add_finished(rows)
                 self.app.writer.put(rows)
