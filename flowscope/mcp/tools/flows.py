@@ -28,8 +28,8 @@ class FlowFilters(BaseModel):
 
 
 class LiveFlowsParams(FlowFilters):
-    sort: SortKey = Field("bytes", description="Sort key")
-    descending: bool = Field(True, description="Largest first")
+    sort: SortKey = Field("bytes")
+    descending: bool = True
     limit: int = Field(20, ge=1, le=1000, description="Max flows returned")
     offset: int = Field(0, ge=0, description="Skip this many flows (paging)")
 
@@ -102,7 +102,9 @@ def _live_page(flows: list[Any], p: LiveFlowsParams) -> FlowsPage:
 
 @tool(returns=Returns.FLOWS, title="Live flows", example={"application": "DNS", "sort": "bytes", "limit": 10})
 async def get_live_flows(call: ToolContext, params: LiveFlowsParams) -> FlowsPage:
-    """Current flows in memory (live interfaces, plus the flows of capture files being served), with
+    """Current flows in memory with their counters; filter, sort and page.
+
+    Current flows in memory (live interfaces, plus the flows of capture files being served), with
     their counters. Filter by host, port, L4 protocol, application, VLAN or minimum bytes; sort and page."""
     return _live_page(svc.visible_live(call.app, call.scope, params.flow_filter()), params)
 
@@ -119,7 +121,7 @@ async def get_live_flows_for_host(call: ToolContext, params: HostFlowsParams) ->
 
 class SummaryParams(FlowFilters):
     group_by: Literal["application", "protocol", "source", "destination", "country", "category"] = Field(
-        "application", description="What to group by")
+        "application")
     limit: int = Field(20, ge=1, le=500)
 
 
@@ -145,7 +147,9 @@ class Summary(BaseModel):
 
 @tool(returns=Returns.FLOWS, title="Live flows summary", example={"group_by": "application", "limit": 10})
 async def get_live_flows_summary(call: ToolContext, params: SummaryParams) -> Summary:
-    """Live flows grouped by application, category, L4 protocol, source, destination or country
+    """Live flows grouped by application, category, protocol, source, destination or country.
+
+    Live flows grouped by application, category, L4 protocol, source, destination or country
     (when known), largest first by bytes."""
     ranked, flows, total_bytes = svc.live_summary(call.app, call.scope, params.flow_filter(), params.group_by)
     return Summary(group_by=params.group_by,
@@ -181,7 +185,9 @@ class HistoryParams(LiveFlowsParams):
 
 @tool(returns=Returns.FLOWS, title="Historical flows", example={"begin": "1h", "host": "10.0.0.5", "l4_proto": "tcp", "limit": 20})
 async def get_historical_flow(call: ToolContext, params: HistoryParams) -> FlowsPage:
-    """Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
+    """Stored flows in a time range, with get_live_flows' filters; or one flow by flow_id.
+
+    Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
     by flow_id. Without begin/end all stored history is searched (capture files keep their own times)."""
     if params.flow_id is not None:
         row = svc.history_flow(call.app, call.scope, params.flow_id)
