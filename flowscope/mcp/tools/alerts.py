@@ -111,8 +111,9 @@ class Alert(BaseModel):
 
     def line(self) -> str:
         ack = " [ack]" if self.acknowledged else ""
+        seen = f", seen {self.occurrences} times" if self.occurrences > 1 else ""
         return (f"#{self.alert_id} {self.time} {self.severity.upper()} score={self.score} {self.alert_type} "
-                f"{self.entity_type}={self.entity_value} ({self.status}{ack}): {self.description}")
+                f"{self.entity_type}={self.entity_value} ({self.status}{ack}{seen}): {self.description}")
 
 
 class AlertsPage(BaseModel):
@@ -121,7 +122,9 @@ class AlertsPage(BaseModel):
     next_offset: int | None = None
 
     def text(self) -> str:
-        head = f"{len(self.alerts)} alert(s)" + (" (more: use offset)" if self.truncated else "")
+        seen = sum(a.occurrences for a in self.alerts)
+        head = (f"{len(self.alerts)} distinct alert(s), seen {seen} times" if seen != len(self.alerts)
+                else f"{len(self.alerts)} alert(s)") + (" (more: use offset)" if self.truncated else "")
         return "\n".join([head] + [a.line() for a in self.alerts])
 
 
@@ -151,6 +154,10 @@ class Count(BaseModel):
     value: str
     count: int
     unacknowledged: int
+    occurrences: int
+
+    def shown(self) -> str:
+        return f"{self.value}={self.count}" + (f" ({self.occurrences} seen)" if self.occurrences != self.count else "")
 
 
 class EntityCount(BaseModel):
@@ -159,10 +166,12 @@ class EntityCount(BaseModel):
     count: int
     score: int
     max_severity: str
+    occurrences: int
 
 
 class AlertStats(BaseModel):
     total: int
+    occurrences: int
     unacknowledged: int
     engaged: int
     score: int
@@ -175,11 +184,14 @@ class AlertStats(BaseModel):
     top_entities: list[EntityCount]
 
     def text(self) -> str:
-        lines = [f"{self.total} alerts ({self.unacknowledged} unacknowledged, {self.engaged} engaged)"]
+        lines = [f"{self.total} distinct alerts, {self.occurrences} occurrences (each repeat of an alert's "
+                 f"condition, e.g. each risky flow, is one); {self.unacknowledged} unacknowledged, "
+                 f"{self.engaged} engaged", "below, x=N (M seen): N distinct alerts, M occurrences"]
         for name in ("by_severity", "by_type", "by_source"):
             items = getattr(self, name)
-            lines.append(name.replace("_", " ") + ": " + ", ".join(f"{c.value}={c.count}" for c in items))
+            lines.append(name.replace("_", " ") + ": " + ", ".join(c.shown() for c in items))
         lines.append("top entities: " + ", ".join(f"{e.entity_type}:{e.entity_value}={e.count}"
+                                                 + (f" ({e.occurrences} seen)" if e.occurrences != e.count else "")
                                                  for e in self.top_entities[:10]))
         return "\n".join(lines)
 
