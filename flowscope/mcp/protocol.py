@@ -6,7 +6,6 @@ validate, audit)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import warnings

@@ -212,3 +212,17 @@ async def test_tcp_flags_are_recorded(server):
     assert rows
     for client, srv in rows:  # full HTTP exchanges: SYN and ACK from the client, SYN+ACK back
         assert client & 0x12 == 0x12 and srv & 0x12 == 0x12
+
+
+async def test_flow_text_shows_first_last_seen_and_duration(server):
+    from datetime import datetime
+
+    for name in ("get_historical_flow", "get_live_flows"):
+        res = await call_tool(server, name, {"host": "10.77.0.1", "limit": 5, "sort": "bytes"}
+                              if name == "get_live_flows" else {"host": "10.77.0.1", "limit": 5})
+        lines = res.content[0].text.splitlines()
+        for flow in res.structured_content["flows"]:
+            line = next(x for x in lines if x.startswith(f"#{flow['flow_id']} "))
+            took = (datetime.fromisoformat(flow["last_seen"]) - datetime.fromisoformat(flow["first_seen"]))
+            assert f"{flow['first_seen']} → {flow['last_seen']} ({took.total_seconds():.3f} s)" in line, line
+    assert any(f["first_seen"] != f["last_seen"] for f in res.structured_content["flows"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -74,10 +75,19 @@ class Flow(BaseModel):
             score=r.get("SCORE") or 0, interface_id=r["INTERFACE_ID"], source_type=r.get("SOURCE_TYPE") or "",
             active=r.get("active"))
 
+    @property
+    def duration_s(self) -> float | None:
+        try:
+            return (datetime.fromisoformat(self.last_seen) - datetime.fromisoformat(self.first_seen)).total_seconds()
+        except ValueError:
+            return None
+
     def line(self) -> str:
-        return (f"{self.l4_proto} {self.src_ip}:{self.src_port} <-> {self.dst_ip}:{self.dst_port} "
+        took = self.duration_s
+        return (f"#{self.flow_id} {self.l4_proto} {self.src_ip}:{self.src_port} <-> {self.dst_ip}:{self.dst_port} "
                 f"[{self.application}] {self.src2dst_packets} pkts/{self.src2dst_bytes} B <-> "
-                f"{self.dst2src_packets} pkts/{self.dst2src_bytes} B {self.info}".rstrip())
+                f"{self.dst2src_packets} pkts/{self.dst2src_bytes} B; {self.first_seen} → {self.last_seen}"
+                + (f" ({took:.3f} s)" if took is not None else "") + (f" {self.info}" if self.info else ""))
 
 
 class FlowsPage(BaseModel):

@@ -147,7 +147,7 @@ async def get_flow_packets(call: ToolContext, params: FlowPacketsParams) -> Flow
                              "the time range (begin/end)")
         else:
             raise ToolError("give flow_id, or host and/or port (with begin/end), e.g. "
-                            '{"flow_id": 1234567890} or {"host": "10.0.0.5", "port": 443, "begin": "30m"}')
+                            '{"flow_id": 1234567890} or {"port": 443, "begin": "30m"}')
         if not keys:
             return FlowPackets(flows=[], packets=[], total_packets=0, total_bytes=0, offset=params.offset,
                                truncated=False, payload="full" if payload else "headers", elapsed_ms=0,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
+from flowscope.services.snmp.registry import canonical_version
 
 DEVICE_DESC = "name, from list_snmp_devices"
 
@@ -259,7 +260,8 @@ class AddSnmpDeviceParams(BaseModel):
     host: str = Field(max_length=253, description="Device address (IP or DNS name)")
     name: Optional[str] = Field(None, max_length=128, description="default: the address")
     port: int = Field(161, ge=1, le=65535, description="UDP port of the agent")
-    version: Literal["v1", "v2c", "v3"] = Field("v2c")
+    version: Annotated[Literal["v1", "v2c", "v3"], BeforeValidator(canonical_version)] = Field(
+        "v2c", description="also 2c, 2, 1, 3")
     community: Optional[str] = Field(None, max_length=255, description="v1, v2c",
                                      json_schema_extra={"secret": True})
     user: Optional[str] = Field(None, max_length=32, description="v3")
