@@ -206,6 +206,7 @@ class Auth:
                 """
             )
         self._cache: tuple[float, list[tuple[str, str, str, int, str, str]]] | None = None
+        self._local_hash: str | None = None
 
     def _db(self) -> sqlite3.Connection:
         return local_db.connect(self.path)
@@ -323,6 +324,42 @@ class Auth:
             if hmac.compare_digest(digest, stored):
                 found = _principal(user, role, nets, bool(read_only), token_id)
         return found
+
+    # --- the data directory's owner, on this machine (flowscope.runtime) ---------------------
+    def enable_local(self, secret: str | None) -> None:
+        """Accept `secret` (the runtime file's) from local connections; None: accept none."""
+        self._local_hash = hash_token(secret) if secret else None
+
+    def is_local_owner(self, secret: str | None, client_host: str | None, server_host: str | None) -> bool:
+        """The caller showed the runtime file's secret over a connection from this machine."""
+        if not self._local_hash or not secret or not _same_machine(client_host, server_host):
+            return False
+        return hmac.compare_digest(hash_token(secret), self._local_hash)
+
+    def authenticate_local(self, secret: str | None, user: str | None, client_host: str | None,
+                           server_host: str | None) -> Principal | None:
+        """The local owner acting as `user`, with that user's rights now (never more)."""
+        if not user or not self.is_local_owner(secret, client_host, server_host):
+            return None
+        found = self.user(user)
+        if found is None:
+            return None
+        return _principal(found["name"], found["role"], ",".join(found["allowed_networks"]), False,
+                          f"local:{found['name']}")
+
+
+def _same_machine(client_host: str | None, server_host: str | None) -> bool:
+    """A loopback connection, or one from this machine's own address to itself."""
+    client = parse_ip(client_host)
+    return client is not None and (client.is_loopback or client == parse_ip(server_host))
+
+
+def local_from_header(value: str | None) -> str | None:
+    """The secret of `Local S` (see flowscope.runtime)."""
+    scheme, _, secret = (value or "").strip().partition(" ")
+    if scheme.lower() != "local":
+        return None
+    return secret.strip() or None
 
 
 def _principal(name: str, role: str, nets: str, read_only: bool, token_id: str | None) -> Principal:

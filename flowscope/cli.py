@@ -187,9 +187,9 @@ def cmd_token(args, parser) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from flowscope.capture.ingest import IngestError, check_readable, ingest_files
-    from flowscope.services.hosts import geo
-    from flowscope.store import Store
+    """Import capture files; while `serve` holds the data directory, it does the import."""
+    from flowscope import runtime
+    from flowscope.capture.ingest import IngestError, check_readable
 
     for path in args.files:
         try:
@@ -198,38 +198,27 @@ def cmd_ingest(args) -> int:
             return fail(str(exc))
     cfg = _config(args, clickhouse_url=args.clickhouse, file_idle_timeout=args.idle_timeout,
                   file_active_timeout=args.active_timeout)
-    store = Store(cfg.data_dir, cfg.clickhouse_url)
-    store.migrate()
-    hosts = cfg.section("hosts")
-    geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
+    bar = _IngestBar(len(args.files))
+    meter = dict(workers=args.workers, idle_timeout=cfg.file_idle_timeout, active_timeout=cfg.file_active_timeout)
+    running = runtime.find(cfg.data_dir)
+    try:
+        if running is None:
+            try:
+                summary = _ingest_here(cfg, args.files, bar.progress, **meter)
+            except StoreUnavailable:
+                running = runtime.wait_for(cfg.data_dir, 30)  # a server holds it: it may be starting
+                if running is None:
+                    raise
+        if running is not None:
+            from flowscope.capture.handoff import hand_off
 
-        bar = tqdm(total=len(args.files), unit="file", desc="ingest", file=sys.stderr)
-    current: list[str] = []
-
-    def progress(path, summary):
-        if bar is None:
-            return
-        if current and current[-1] != path:
-            bar.update(1)  # the previous file is done
-        if not current or current[-1] != path:
-            current.append(path)
-        bar.set_postfix(flows=summary.flows, packets=summary.packets)
-
-    from flowscope.services.packets import ingest_recorder
-
-    interface_ids, remember_files = ingest_recorder(store, args.files)  # where each flow's packets are
-    _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
-    summary = ingest_files(store, args.files, workers=args.workers,
-                           idle_timeout=cfg.file_idle_timeout, active_timeout=cfg.file_active_timeout,
-                           interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
-                           progress=progress)
-    if bar is not None:
-        bar.update(bar.total - bar.n)
+            if not runtime.wait_ready(running):
+                return fail(f"the server holding {cfg.data_dir} does not answer at {running.url}")
+            summary = hand_off(running, args.files, progress=bar.progress, **meter)
+    except IngestError as exc:
+        return fail(str(exc))
+    finally:
         bar.close()
-    store.close()
     print(summary.line())
     for note in summary.notes:
         print(f"flowscope: {note}", file=sys.stderr)
@@ -254,6 +243,54 @@ def _stop_on_signals() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+
+class _IngestBar:
+    """Files done, flows and packets so far, on stderr when it is a terminal."""
+
+    def __init__(self, total: int):
+        self.bar = None
+        self.current: list[str] = []
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="ingest", file=sys.stderr)
+
+    def progress(self, path, summary) -> None:
+        if self.bar is None:
+            return
+        if self.current and self.current[-1] != path:
+            self.bar.update(1)  # the previous file is done
+        if not self.current or self.current[-1] != path:
+            self.current.append(path)
+        self.bar.set_postfix(flows=summary.flows, packets=summary.packets)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
+            self.bar.close()
+
+
+def _ingest_here(cfg, files, progress, *, workers, idle_timeout, active_timeout):
+    """Import in this process (no server holds the data directory)."""
+    from flowscope.capture.ingest import ingest_files
+    from flowscope.services.hosts import geo
+    from flowscope.services.packets import ingest_recorder
+    from flowscope.store import Store
+
+    store = Store(cfg.data_dir, cfg.clickhouse_url)
+    try:
+        store.migrate()
+        hosts = cfg.section("hosts")
+        geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
+        interface_ids, remember_files = ingest_recorder(store, files)  # where each flow's packets are
+        _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
+        return ingest_files(store, files, workers=workers, idle_timeout=idle_timeout or cfg.file_idle_timeout,
+                            active_timeout=active_timeout or cfg.file_active_timeout,
+                            interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
+                            progress=progress)
+    finally:
+        store.close()
 
 
 def cmd_serve(args) -> int:
@@ -287,8 +324,10 @@ def cmd_serve(args) -> int:
     if not cfg.tls_cert and not is_loopback(host):
         print(f"flowscope: warning: serving {host} without TLS: tokens cross the network in clear text; "
               "add --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1", file=sys.stderr, flush=True)
+    from flowscope import runtime
+
     app = App(cfg)
-    http_app = build_http_app(app)
+    http_app = build_http_app(app, local_url=runtime.local_url(host, port, bool(cfg.tls_cert)))
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if cfg.tls_cert else "http"
     url = f"{scheme}://{shown if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/mcp"
@@ -326,20 +365,36 @@ def tls_problem(cert: str | None, key: str | None) -> str | None:
 
 
 def cmd_stdio(args) -> int:
+    """MCP over stdio; while `serve` holds the data directory, a relay to it as the same user."""
+    from flowscope import runtime
+    from flowscope.app import App
+    from flowscope.auth import Auth, AuthError
+
+    cfg = _config(args, clickhouse_url=args.clickhouse, pcaps=args.pcap)
+    try:
+        principal = Auth(cfg.data_dir).principal_for_user(args.user)
+    except AuthError as exc:
+        return fail(str(exc))
+    running = runtime.find(cfg.data_dir)
+    if running is None:
+        try:
+            app = App(cfg)
+        except StoreUnavailable:
+            running = runtime.wait_for(cfg.data_dir, 30)  # a server holds it: it may be starting
+            if running is None:
+                raise
+        else:
+            return _stdio_here(app, principal)
+    return _stdio_bridge(cfg, running, args.user)
+
+
+def _stdio_here(app, principal) -> int:
     import anyio
 
-    from flowscope.app import App
-    from flowscope.auth import AuthError
     from flowscope.mcp import toolkit
     from flowscope.mcp.protocol import run_stdio
     from flowscope.mcp.server import build_mcp
 
-    cfg = _config(args, clickhouse_url=args.clickhouse, pcaps=args.pcap)
-    app = App(cfg)
-    try:
-        principal = app.auth.principal_for_user(args.user)
-    except AuthError as exc:
-        return fail(str(exc))
     toolkit.current_principal.set(principal)
     server = build_mcp(app)
 
@@ -352,6 +407,35 @@ def cmd_stdio(args) -> int:
 
     anyio.run(run)
     return 0
+
+
+def _stdio_bridge(cfg, running, user: str) -> int:
+    """Relay to the running server; `--pcap` files are handed to it, as `flowscope ingest` does."""
+    import threading
+
+    import anyio
+
+    from flowscope import runtime
+    from flowscope.mcp.bridge import relay
+
+    if not runtime.wait_ready(running):
+        return fail(f"the server holding {cfg.data_dir} does not answer at {running.url}")
+    if cfg.pcaps:
+        threading.Thread(target=_hand_off_quietly, args=(running, cfg.pcaps), daemon=True).start()
+    anyio.run(relay, running, user)
+    return 0
+
+
+def _hand_off_quietly(running, files) -> None:
+    from flowscope.capture.handoff import hand_off
+
+    try:
+        summary = hand_off(running, files)
+        print(f"flowscope: {summary.line()}", file=sys.stderr)
+        for err in summary.errors:
+            print(f"flowscope: {err}", file=sys.stderr)
+    except Exception as exc:  # stdout is the protocol: report on stderr, keep serving
+        print(f"flowscope: could not hand {', '.join(files)} to the server: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import os
@@ -65,9 +66,15 @@ class Sources:
         self.items.append(src)
         return src
 
-    def start_pcap(self, path: str) -> Source:
+    def start_pcap(self, path: str, *, workers: int | None = None, idle_timeout: int | None = None,
+                   active_timeout: int | None = None) -> Source:
+        """Meter a capture file; the meter settings default to the configuration's."""
         src = self.add("pcap", os.path.abspath(path))
-        self._spawn(self._run_pcap, src)
+        cfg = self.app.config
+        meter_args = dict(workers=workers or os.cpu_count() or 1,
+                          idle_timeout=idle_timeout or cfg.file_idle_timeout,
+                          active_timeout=active_timeout or cfg.file_active_timeout)
+        self._spawn(functools.partial(self._run_pcap, **meter_args), src)
         return src
 
     def start_interface(self, iface: str) -> Source:
@@ -90,8 +97,7 @@ class Sources:
             except Exception:
                 log.exception("source hook failed")
 
-    def _run_pcap(self, src: Source) -> None:
-        cfg = self.app.config
+    def _run_pcap(self, src: Source, **meter_args) -> None:
         src.state = "running"
         self._notify(src)
         def counted(counts) -> None:
@@ -100,8 +106,7 @@ class Sources:
 
         scan = FileScan(on_counts=counted)
         try:
-            for rows in meter_file(src.name, workers=os.cpu_count() or 1, idle_timeout=cfg.file_idle_timeout,
-                                   active_timeout=cfg.file_active_timeout, interface_id=src.id, scan=scan):
+            for rows in meter_file(src.name, interface_id=src.id, scan=scan, **meter_args):
                 src.count(rows)
                 self.app.live.add_finished(rows)
                 self.app.writer.put(rows)

@@ -32,7 +32,7 @@ class Completer:
         self.by_argument = {
             "host": self.hosts, "application": self.applications, "table": self.tables, "column": self.columns,
             "device": self.devices, "policy": self.policies, "interface_id": self.interfaces,
-            "exporter": self.exporters, "entity": self.entities, "metric": self.metrics,
+            "exporter": self.exporters, "entity": self.entities, "metric": self.metrics, "tool": self.tools,
             "begin": lambda v, c: list(TIME_SPANS), "end": lambda v, c: list(TIME_SPANS),
             "min_severity": lambda v, c: list(SEVERITIES),
         }
@@ -110,6 +110,9 @@ class Completer:
     async def entities(self, prefix: str, context: dict[str, Any]) -> list[str]:
         props = self.surface.entries["chart"].input_schema["properties"]
         return list(props.get("entity", {}).get("enum", []))
+
+    async def tools(self, prefix: str, context: dict[str, Any]) -> list[str]:
+        return [name for name, spec in self.surface.specs.items() if self.surface.may_call(spec)]
 
     async def metrics(self, prefix: str, context: dict[str, Any]) -> list[str]:
         return ["bytes", "packets", "flows"]

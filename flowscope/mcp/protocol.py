@@ -6,7 +6,6 @@ validate, audit)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import warnings
@@ -20,7 +19,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 
 import flowscope
 from flowscope.auth import Principal
-from flowscope.mcp import completions, prompts, resources, schemas, toolkit, toolsets, vocabulary
+from flowscope.mcp import completions, manual, prompts, resources, schemas, toolkit, toolsets, vocabulary
 from flowscope.mcp.toolkit import ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -30,20 +29,25 @@ STDIO_SESSION = "stdio"
 
 
 def describe(spec: ToolSpec) -> str:
-    """The docstring, one line per paragraph, and an example under the shared argument names."""
-    paragraphs = [" ".join(p.split()) for p in spec.description.split("\n\n") if p.strip()]
-    renames = {field: wire for wire, field in vocabulary.wire_names(spec).items()}
-    example = {renames.get(k, k): v for k, v in spec.example.items()}
-    return "\n".join(paragraphs) + "\nExample: " + json.dumps(example, separators=(",", ":"))
+    """What `tools/list` shows: one line (the rest is in the tool's manual) and the example."""
+    return manual.summary(spec) + "\nExample: " + manual.example(spec)
 
 
-def tool_entry(spec: ToolSpec) -> types.Tool:
-    annotations = (types.ToolAnnotations(read_only_hint=False, destructive_hint=spec.destructive,
-                                         idempotent_hint=False)
+def tool_entry(spec: ToolSpec, input_schema: dict[str, Any] | None = None) -> types.Tool:
+    # hints at their spec defaults (destructive, not idempotent) are left out
+    annotations = (types.ToolAnnotations(read_only_hint=False, destructive_hint=None if spec.destructive else False)
                    if spec.write else types.ToolAnnotations(read_only_hint=True))
     return types.Tool(name=spec.name, title=spec.title, description=describe(spec),
-                      input_schema=schemas.input_schema(spec), output_schema=schemas.output_schema(spec.result),
-                      annotations=annotations)
+                      input_schema=input_schema or schemas.input_schema(spec),
+                      output_schema=schemas.output_schema(spec.result), annotations=annotations)
+
+
+def tool_entries(specs: dict[str, ToolSpec], toolset_of: dict[str, str]) -> dict[str, types.Tool]:
+    """Every tool's listing entry, arguments shared within a toolset described once."""
+    inputs = schemas.describe_once({name: schemas.input_schema(spec) for name, spec in specs.items()}, toolset_of,
+                                   {name for name, spec in specs.items() if not spec.write and not spec.admin},
+                                   {name: manual.summary(spec) for name, spec in specs.items()})
+    return {name: tool_entry(spec, inputs[name]) for name, spec in specs.items()}
 
 
 def may_call(spec: ToolSpec, principal: Principal | None) -> bool:
@@ -64,7 +68,9 @@ def instructions(default: Iterable[str]) -> str:
         f"Toolsets: {', '.join(toolsets.TOOLSETS)}; this connection has {', '.join(sorted(default))} by "
         "default; choose others with the path /mcp/x/<a,b> or the header X-Flowscope-Toolsets.\n"
         f"Shared arguments: {shared}. History tools default to {vocabulary.DEFAULT_WINDOW_TEXT}; each "
-        "answer's first line states its window. Unknown arguments are refused.\n"
+        "answer's first line states its window. Unknown arguments are refused. Answers hold only what your "
+        "token may see (its networks); write tools change what you own (admins: anything).\n"
+        "Each tool's manual (every argument, the details): resource flowscope://tools/{tool}.\n"
         "Resources: flowscope://schema/flows, flowscope://tables, flowscope://ndpi/protocols, "
         "flowscope://flows/{flow_id}, flowscope://hosts/{host}, flowscope://charts/{entity}/{metric}, "
         "flowscope://playbooks/*. Prompts: " + ", ".join(prompts.PROMPTS) + "."
@@ -80,7 +86,7 @@ class Surface:
         self.specs = specs
         self.calls = {name: call_factory(spec) for name, spec in specs.items()}
         self.toolset = {name: toolsets.toolset_of(name, spec.area) for name, spec in specs.items()}
-        self.entries = {name: tool_entry(spec) for name, spec in specs.items()}
+        self.entries = tool_entries(specs, self.toolset)
         self.default_toolsets = frozenset(default_toolsets)
         self.everything_paths = tuple(everything_paths)
         self.windows = vocabulary.Windows(app)
@@ -100,6 +106,10 @@ class Surface:
         req = getattr(ctx, "request", None)
         return (req.headers.get("mcp-session-id") if req is not None and hasattr(req, "headers") else None) \
             or STDIO_SESSION
+
+    def may_call(self, spec: ToolSpec) -> bool:
+        """The caller may call `spec` (on a connection with its toolset)."""
+        return may_call(spec, self.principal())
 
     def visible_tools(self, ctx) -> list[ToolSpec]:
         principal, sets = self.principal(), self.connection_toolsets(ctx)

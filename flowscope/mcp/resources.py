@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from flowscope.mcp import packet_resource
+from flowscope.mcp import manual, packet_resource
 
 PLAYBOOKS = "flowscope.mcp.playbooks"
 
@@ -44,6 +44,9 @@ TEMPLATES = (
              "Columns of one table with types and comments.", "text/plain"),
     Template(packet_resource.URI, "packets", "Packets of a flow (pcap)", packet_resource.DESCRIPTION,
              "application/vnd.tcpdump.pcap"),
+    Template("flowscope://tools/{tool}", "tool", "Tool manual",
+             "One tool in full: what it does, every argument (type, default, meaning), who may call it, an example.",
+             "text/markdown"),
     Template("flowscope://charts/{entity}/{metric}", "chart", "Chart",
              "A PNG line chart of a named series over the default window, e.g. flowscope://charts/interface/bytes "
              "(entities and metrics: list_timeseries).", "image/png"),
@@ -165,6 +168,12 @@ class Resources:
         except Exception as exc:  # out of scope, unknown flow, packets gone: the reason, not a trace
             raise _not_found(uri, f"Resource not found: {str(exc)[:300]}") from None
         return _contents(uri, "application/vnd.tcpdump.pcap", data)
+
+    async def read_tool(self, uri: str, tool: str) -> types.ReadResourceResult:
+        spec = self.surface.specs.get(tool)
+        if spec is None or not self.surface.may_call(spec):
+            raise _not_found(uri, "Resource not found: no such tool for this token (tools/list on /mcp/x/all)")
+        return _contents(uri, "text/markdown", manual.manual(spec, self.surface.toolset[spec.name]))
 
     async def read_chart(self, uri: str, entity: str, metric: str) -> types.ReadResourceResult:
         spec = self.surface.specs["chart"]

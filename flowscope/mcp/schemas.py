@@ -5,8 +5,13 @@ the boilerplate an agent pays for on every connection.
 - `anyOf [X, null]` with a null default becomes X (inputs: leave it out) or `type: [X, "null"]`
   (outputs: the field may be null);
 - no `"default": null` in inputs, no defaults at all in outputs (every field is always sent);
-- inputs refuse unknown properties (`additionalProperties: false`); the ntopng `content`
-  convention is still accepted by the toolkit but not advertised.
+- inputs do not repeat `additionalProperties: false` on every tool: the server refuses unknown
+  arguments itself, naming the valid ones (flowscope.mcp.vocabulary); the ntopng `content`
+  convention is still accepted but not advertised, nor are `secret` markers (audit masking);
+- an argument described the same way by several tools of a toolset is described once, by the
+  first read tool of that toolset; the others point to it (`describe_once`);
+- outputs leave out what JSON Schema implies: `type` beside `properties` or `items` below the
+  top level, and `additionalProperties: true`.
 """
 
 from __future__ import annotations
@@ -72,13 +77,11 @@ def input_schema(spec: ToolSpec) -> dict[str, Any]:
     out = {}
     for field, prop in props.items():
         wire = wire_of.get(field, field)
-        if wire in vocabulary.SHARED_ARGS:
-            prop = {k: v for k, v in prop.items() if k != "description"}
-        out[wire] = prop
+        hidden = ("secret", "description") if wire in vocabulary.SHARED_ARGS else ("secret",)
+        out[wire] = {k: v for k, v in prop.items() if k not in hidden}
     schema["properties"] = out
     if "required" in schema:
         schema["required"] = [wire_of.get(f, f) for f in schema["required"]]
-    schema["additionalProperties"] = False
     return schema
 
 
@@ -113,7 +116,54 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     field meanings are in the tool description and the text rendering."""
     schema = _compact(model.model_json_schema(mode="serialization"), output=True)
     schema = _strip(schema, ("description", "required"))
-    return _inline_single_use(schema)
+    schema = _inline_single_use(schema)
+    return {**_implied(schema), "type": "object"}
+
+
+_IMPLIED = {"object": ("properties", "additionalProperties"), "array": ("items",)}
+
+
+def _implied(node: Any, in_names: bool = False) -> Any:
+    """`node` without what its other keywords imply: an object's type beside `properties`, an
+    array's beside `items`, and `additionalProperties: true` (the default)."""
+    if isinstance(node, list):
+        return [_implied(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _implied(v, k in ("properties", "$defs") and not in_names) for k, v in node.items()
+           if in_names or not (k == "additionalProperties" and v is True)}
+    if not in_names and isinstance(out.get("type"), str) and any(k in out for k in _IMPLIED.get(out["type"], ())):
+        del out["type"]
+    return out
+
+
+def describe_once(schemas: dict[str, dict[str, Any]], toolset_of: dict[str, str], anchors: set[str],
+                  descriptions: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Input schemas (tool -> schema, in listing order) where an argument that several tools of a
+    toolset describe alike keeps its description in the first of `anchors` (tools everyone who
+    sees the toolset sees: read tools); the others say `as in <that tool>`, or nothing when their
+    own description (`descriptions`) already names that tool."""
+    first: dict[tuple[str, str, str], str] = {}
+    for name, schema in schemas.items():
+        if name in anchors:
+            for arg, prop in schema.get("properties", {}).items():
+                if "description" in prop:
+                    first.setdefault((toolset_of[name], arg, prop["description"]), name)
+    out = {}
+    for name, schema in schemas.items():
+        props = {}
+        for arg, prop in schema.get("properties", {}).items():
+            anchor = first.get((toolset_of[name], arg, prop.get("description", "")))
+            pointer = f"as in {anchor}"
+            if anchor in (None, name) or len(pointer) >= len(prop["description"]):
+                pass
+            elif anchor in descriptions.get(name, ""):
+                prop = {k: v for k, v in prop.items() if k != "description"}
+            else:
+                prop = {**prop, "description": pointer}
+            props[arg] = prop
+        out[name] = {**schema, "properties": props} if "properties" in schema else schema
+    return out
 
 
 def _strip(node: Any, keys: tuple[str, ...], in_names: bool = False) -> Any:

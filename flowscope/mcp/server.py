@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import flowscope
-from flowscope import modules
-from flowscope.auth import token_from_header
+from flowscope import modules, runtime
+from flowscope.auth import local_from_header, token_from_header
 from flowscope.mcp import errors, protocol, toolkit, toolsets
 from flowscope.mcp.errors import ShortErrors
 from flowscope.mcp.sessions import SessionLimits, owner_user
@@ -127,9 +127,10 @@ class TokenAuth:
             return await self.asgi(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = token_from_header(headers.get("authorization"))
-        principal = self.app.auth.authenticate(token) if token else None
+        principal = self.app.auth.authenticate(token) if token else self._local(scope, headers)
         if principal is None:
-            why = "missing token" if not token else "invalid or revoked token"
+            why = "invalid or revoked token" if token or local_from_header(headers.get("authorization")) \
+                else "missing token"
             return await errors.send_error(
                 send, 401, -32001, f"Unauthorized: {why}. Send 'Authorization: Token <token>' "
                 "(create one with: flowscope token create USER)", ((b"www-authenticate", b'Bearer realm="flowscope"'),))
@@ -144,8 +145,19 @@ class TokenAuth:
         finally:
             toolkit.current_principal.reset(reset)
 
+    def _local(self, scope, headers):
+        """`flowscope stdio` beside this server: the data directory's owner acting as a user."""
+        client, server = scope.get("client"), scope.get("server")
+        return self.app.auth.authenticate_local(local_from_header(headers.get("authorization")),
+                                                headers.get(runtime.USER_HEADER),
+                                                client[0] if client else None, server[0] if server else None)
 
-def build_http_app(app) -> Any:
+
+def build_http_app(app, local_url: str | None = None) -> Any:
+    """The HTTP application; with `local_url` (where this machine reaches it), it publishes the
+    runtime file `flowscope stdio` and `flowscope ingest` use while it runs (flowscope.runtime)."""
+    from flowscope.capture import handoff
+
     cfg = app.config
     server = build_mcp(app)
     inner = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=_security(app),
@@ -166,13 +178,21 @@ def build_http_app(app) -> Any:
                                      status_code=401 if principal is None else 403)
         return Response(app.metrics.text(), media_type=CONTENT_TYPE)
 
+    async def ingest(request: Request):
+        return await handoff.endpoint(app, request)
+
     @contextlib.asynccontextmanager
     async def lifespan(_):
         async with server.session_manager.run():
             await app.start()
+            link = runtime.publish(cfg.data_dir, local_url, cfg.tls_cert) if local_url else None
+            app.auth.enable_local(link.secret if link else None)
             try:
                 yield
             finally:
+                app.auth.enable_local(None)
+                if link:
+                    runtime.withdraw(cfg.data_dir, link)
                 await app.stop()
 
     routes = list(inner.routes) + [
@@ -180,6 +200,7 @@ def build_http_app(app) -> Any:
         Route(toolsets.PATH_PREFIX + "{toolsets}", endpoint=mcp_route.endpoint),
         Route("/health", endpoint=health, methods=["GET"]),
         Route("/metrics", endpoint=metrics, methods=["GET"]),
+        Route(runtime.INGEST_PATH, endpoint=ingest, methods=["POST"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server

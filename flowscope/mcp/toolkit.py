@@ -139,42 +139,27 @@ def tool(*, returns: Returns | str, write: bool = False, admin: bool = False,
     return decorate
 
 
-def describe(spec: ToolSpec) -> str:
-    text = spec.description
-    if spec.write:
-        text += "\n\nWrite tool: refused to read-only tokens" + (" and to non-admins." if spec.admin else ".")
-    return text + "\n\nExample: " + json.dumps(spec.example)
-
-
-def input_schema(spec: ToolSpec) -> dict[str, Any]:
-    schema = spec.params.model_json_schema()
-    schema.pop("title", None)
-    props = schema.setdefault("properties", {})
-    required = schema.pop("required", [])
-    for key in required:
-        props[key]["description"] = "(required) " + props[key].get("description", "")
-    props["content"] = {
-        "type": "string",
-        "description": "ntopng convention: all the arguments above as one JSON object in a string",
-    }
-    return schema
+def merged_arguments(spec: ToolSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """The arguments with ntopng's `content` (one JSON object in a string) merged in, typed
+    arguments winning, None dropped. The one place `content` is read."""
+    args = {k: v for k, v in raw.items() if v is not None}
+    content = args.pop("content", None)
+    if content in (None, ""):
+        return args
+    try:
+        extra = json.loads(content) if isinstance(content, str) else content
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"`content` must hold a JSON object with the arguments ({exc.msg})") from None
+    if not isinstance(extra, dict):
+        raise ToolError("`content` must hold a JSON object, e.g. {\"limit\": 10}")
+    if spec.name == "query" and "sql" not in extra and "query" in extra:
+        extra["sql"] = extra.pop("query")
+    return {**{k: v for k, v in extra.items() if v is not None}, **args}
 
 
 def parse_arguments(spec: ToolSpec, raw: dict[str, Any]) -> BaseModel:
-    args = {k: v for k, v in raw.items() if v is not None}
-    content = args.pop("content", None)
-    if content not in (None, ""):
-        try:
-            extra = json.loads(content) if isinstance(content, str) else content
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"`content` must hold a JSON object with the arguments ({exc.msg})") from None
-        if not isinstance(extra, dict):
-            raise ToolError("`content` must hold a JSON object, e.g. {\"limit\": 10}")
-        if spec.name == "query" and "sql" not in extra and "query" in extra:
-            extra["sql"] = extra.pop("query")
-        args = {**extra, **args}
     try:
-        return spec.params.model_validate(args)
+        return spec.params.model_validate(merged_arguments(spec, raw))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5])

@@ -4,11 +4,10 @@ are refused, and history tools share one default time window stated in each answ
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from flowscope.mcp.toolkit import ToolError, ToolSpec
+from flowscope.mcp.toolkit import ToolError, ToolSpec, merged_arguments
 
 #: Arguments every tool means the same way; their schemas carry type and limits only.
 SHARED_ARGS: dict[str, str] = {
@@ -47,18 +46,7 @@ def wire_names(spec: ToolSpec) -> dict[str, str]:
 def normalize(spec: ToolSpec, raw: dict[str, Any]) -> dict[str, Any]:
     """The arguments keyed by the Params model's fields: `content` (ntopng) merged, shared names
     mapped, None dropped; unknown names refused with the list of valid ones."""
-    args = {k: v for k, v in raw.items() if v is not None}
-    content = args.pop("content", None)
-    if content not in (None, ""):
-        try:
-            extra = json.loads(content) if isinstance(content, str) else content
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"`content` must hold a JSON object with the arguments ({exc.msg})") from None
-        if not isinstance(extra, dict):
-            raise ToolError("`content` must hold a JSON object, e.g. {\"limit\": 10}")
-        if spec.name == "query" and "sql" not in extra and "query" in extra:
-            extra["sql"] = extra.pop("query")
-        args = {**{k: v for k, v in extra.items() if v is not None}, **args}
+    args = merged_arguments(spec, raw)
     names = wire_names(spec)
     accepted = {**names, **{old: old for old in RENAMES if old in spec.params.model_fields}}
     unknown = sorted(set(args) - set(accepted))

@@ -13,7 +13,7 @@ import pytest
 
 from fsharness import call_tool, corpus_pcap
 
-CAPTURES = ("emotet.pcap", "imap.pcap", "dns_ambiguous_names.pcap")
+CAPTURES = ("emotet.pcap", "imap.pcap", "dns_ambiguous_names.pcap", "webdav.pcap")  # webdav: repeated risky flows
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +181,24 @@ async def test_policy_tools(server):
     assert refused and "system.users" in json.loads(refused[-1]["params"])["sql"]
     await write_ok(server, "delete_ai_policy", {"policy": "cleartext"})
     assert not (await tool(server, "list_ai_policies", {})).structured_content["policies"]
+
+
+async def test_alert_counts_show_occurrences_and_distinct_alerts(server):
+    """An alert folds repeats of its condition (e.g. risky flows) into `occurrences`: answers give
+    both numbers, so "N alerts" is never read as N risky flows."""
+    await wait_alerts(server, {"source": "flow"})
+    page = await tool(server, "get_alerts", {"limit": 500})
+    alerts = page.structured_content["alerts"]
+    assert not page.structured_content["truncated"]
+    seen = sum(a["occurrences"] for a in alerts)
+    stats = await tool(server, "get_alert_stats", {})
+    sc = stats.structured_content
+    assert sc["total"] == len(alerts) and sc["occurrences"] == seen
+    assert sum(c["occurrences"] for c in sc["by_source"]) == seen
+    assert sum(c["count"] for c in sc["by_source"]) == len(alerts)
+    assert stats.content[0].text.splitlines()[0].startswith(f"{len(alerts)} distinct alerts, {seen} occurrences")
+    repeated = [a for a in alerts if a["occurrences"] > 1]
+    assert repeated, "webdav.pcap repeats a risky flow to one server"
+    text = page.content[0].text
+    assert f"{len(alerts)} distinct alert(s), seen {seen} times" in text
+    assert f"#{repeated[0]['alert_id']} " in text and f"seen {repeated[0]['occurrences']} times" in text

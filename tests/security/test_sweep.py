@@ -172,8 +172,7 @@ def order(tools: list) -> list:
 
 
 def arguments(tool, table: dict[str, Any]) -> dict[str, Any]:
-    props = tool.input_schema.get("properties", {})
-    required = [p for p, spec in props.items() if spec.get("description", "").startswith("(required)")]
+    required = tool.input_schema.get("required", [])
     args = {}
     for prop in required:
         key = f"{prop}@{tool.name}" if f"{prop}@{tool.name}" in table else prop

@@ -70,3 +70,16 @@ def test_snmp_tools_end_to_end(server, snmpd):
         if path.is_file() and path.stat().st_size < 50_000_000:
             data = path.read_bytes()
             assert V3_AUTH.encode() not in data and V3_PRIV.encode() not in data, path
+
+
+@pytest.mark.parametrize("spelling", ["2c", "2", "SNMPv2c"])
+def test_snmp_version_as_users_write_it(server, snmpd, spelling):
+    """net-snmp's `-v 2c` (and `2`) mean v2c: the device is added and polled with v2c."""
+    name = f"lab-{spelling}"
+    added = structured(call(server, "add_snmp_device", {"host": "127.0.0.1", "port": snmpd.port, "name": name,
+                                                        "version": spelling, "community": COMMUNITY}))
+    assert added["added"] and added["first_poll"]["ok"] and added["config"]["version"] == "v2c"
+    structured(call(server, "remove_snmp_device", {"device": name}))
+    refused = call(server, "add_snmp_device", {"host": "127.0.0.1", "port": snmpd.port, "version": "4",
+                                               "community": COMMUNITY})
+    assert refused.is_error and "v2c" in refused.content[0].text

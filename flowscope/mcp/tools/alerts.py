@@ -44,21 +44,20 @@ def _iso(text: Any) -> str | None:
 
 
 class AlertFilters(BaseModel):
-    entity_type: EntityType | None = Field(None, description="Only alerts about this kind of entity")
-    entity_value: str | None = Field(None, description="Only alerts about this entity (IP, probe target, policy name...)")
-    alert_type: str | None = Field(None, description="Only this alert type, e.g. port_scan, am_threshold_cross, "
-                                                     "policy_violation, flow_risk_self_signed_cert")
-    severity: Severity | None = Field(None, description="Only this exact severity")
-    min_severity: Severity | None = Field(None, description="Only this severity or worse")
+    entity_type: EntityType | None = None
+    entity_value: str | None = Field(None, description="IP, probe target, policy name...")
+    alert_type: str | None = Field(None, description="e.g. port_scan, flow_risk_self_signed_cert")
+    severity: Severity | None = Field(None, description="exactly")
+    min_severity: Severity | None = Field(None, description="or worse")
     source: Literal["flow", "host", "probe", "snmp", "policy", "system"] | None = Field(
-        None, description="Only alerts raised by this component")
+        None)
     status: Literal["engaged", "released", "stored"] | None = Field(
-        None, description="engaged: condition still true; released: ended; stored: one-shot")
-    acknowledged: bool | None = Field(None, description="true: only acknowledged; false: only unacknowledged")
+        None, description="engaged: ongoing; released: ended; stored: one-shot")
+    acknowledged: bool | None = None
     host: str | None = Field(None, description="Only alerts involving this IP (either side)")
     begin: str | None = Field(None, description="From: ISO time, epoch seconds or a span back from now (1h, 7d)")
     end: str | None = Field(None, description="To: ISO time or epoch seconds")
-    text: str | None = Field(None, max_length=200, description="Only alerts whose description contains this text")
+    text: str | None = Field(None, max_length=200, description="in the description")
 
     def filters(self, call: ToolContext) -> dict[str, Any]:
         host = None
@@ -75,7 +74,7 @@ class AlertFilters(BaseModel):
 
 
 class GetAlertsParams(AlertFilters):
-    order: Literal["newest", "oldest", "score", "severity"] = Field("newest", description="Sort order")
+    order: Literal["newest", "oldest", "score", "severity"] = Field("newest")
     limit: int = Field(50, ge=1, le=500, description="Max alerts returned")
     offset: int = Field(0, ge=0, le=1_000_000, description="Skip this many (paging)")
 
@@ -112,8 +111,9 @@ class Alert(BaseModel):
 
     def line(self) -> str:
         ack = " [ack]" if self.acknowledged else ""
+        seen = f", seen {self.occurrences} times" if self.occurrences > 1 else ""
         return (f"#{self.alert_id} {self.time} {self.severity.upper()} score={self.score} {self.alert_type} "
-                f"{self.entity_type}={self.entity_value} ({self.status}{ack}): {self.description}")
+                f"{self.entity_type}={self.entity_value} ({self.status}{ack}{seen}): {self.description}")
 
 
 class AlertsPage(BaseModel):
@@ -122,13 +122,18 @@ class AlertsPage(BaseModel):
     next_offset: int | None = None
 
     def text(self) -> str:
-        head = f"{len(self.alerts)} alert(s)" + (" (more: use offset)" if self.truncated else "")
+        seen = sum(a.occurrences for a in self.alerts)
+        head = (f"{len(self.alerts)} distinct alert(s), seen {seen} times" if seen != len(self.alerts)
+                else f"{len(self.alerts)} alert(s)") + (" (more: use offset)" if self.truncated else "")
         return "\n".join([head] + [a.line() for a in self.alerts])
 
 
 @tool(returns=Returns.ALERTS, title="Get alerts", example={"min_severity": "warning", "begin": "24h", "limit": 20})
 async def get_alerts(call: ToolContext, params: GetAlertsParams) -> AlertsPage:
-    """Alerts from every source (nDPI flow risks, host scans/floods/score/unexpected servers, active
+    """Alerts from every source (flow risks, host behaviour, probes, SNMP, policies), newest first, with
+    evidence.
+
+    Alerts from every source (nDPI flow risks, host scans/floods/score/unexpected servers, active
     monitoring, SNMP, AI policies), newest first. Filter by entity, type, severity, source, status,
     acknowledged, host or time; page with limit/offset. Each alert carries its JSON evidence."""
     svc = _svc(call)
@@ -142,13 +147,17 @@ async def get_alerts(call: ToolContext, params: GetAlertsParams) -> AlertsPage:
 
 
 class StatsParams(AlertFilters):
-    top: int = Field(20, ge=1, le=200, description="Max rows per breakdown")
+    top: int = Field(20, ge=1, le=200, description="rows per breakdown")
 
 
 class Count(BaseModel):
     value: str
     count: int
     unacknowledged: int
+    occurrences: int
+
+    def shown(self) -> str:
+        return f"{self.value}={self.count}" + (f" ({self.occurrences} seen)" if self.occurrences != self.count else "")
 
 
 class EntityCount(BaseModel):
@@ -157,10 +166,12 @@ class EntityCount(BaseModel):
     count: int
     score: int
     max_severity: str
+    occurrences: int
 
 
 class AlertStats(BaseModel):
     total: int
+    occurrences: int
     unacknowledged: int
     engaged: int
     score: int
@@ -173,18 +184,23 @@ class AlertStats(BaseModel):
     top_entities: list[EntityCount]
 
     def text(self) -> str:
-        lines = [f"{self.total} alerts ({self.unacknowledged} unacknowledged, {self.engaged} engaged)"]
+        lines = [f"{self.total} distinct alerts, {self.occurrences} occurrences (each repeat of an alert's "
+                 f"condition, e.g. each risky flow, is one); {self.unacknowledged} unacknowledged, "
+                 f"{self.engaged} engaged", "below, x=N (M seen): N distinct alerts, M occurrences"]
         for name in ("by_severity", "by_type", "by_source"):
             items = getattr(self, name)
-            lines.append(name.replace("_", " ") + ": " + ", ".join(f"{c.value}={c.count}" for c in items))
+            lines.append(name.replace("_", " ") + ": " + ", ".join(c.shown() for c in items))
         lines.append("top entities: " + ", ".join(f"{e.entity_type}:{e.entity_value}={e.count}"
+                                                 + (f" ({e.occurrences} seen)" if e.occurrences != e.count else "")
                                                  for e in self.top_entities[:10]))
         return "\n".join(lines)
 
 
 @tool(returns=Returns.ALERTS, title="Alert statistics", example={"begin": "7d"})
 async def get_alert_stats(call: ToolContext, params: StatsParams) -> AlertStats:
-    """Alert counts by type, severity, entity type and source, plus the entities with the most alert
+    """Alert counts by type, severity, entity type and source, and the top entities; filters as in get_alerts.
+
+    Alert counts by type, severity, entity type and source, plus the entities with the most alert
     score, over the same filters as get_alerts."""
     svc = _svc(call)
     try:
@@ -196,11 +212,10 @@ async def get_alert_stats(call: ToolContext, params: StatsParams) -> AlertStats:
 
 
 class AckParams(AlertFilters):
-    alert_ids: list[int] | None = Field(None, max_length=10_000, description="Alerts to acknowledge, by id")
-    all_matching: bool = Field(False, description="Acknowledge every alert matching the filters (needed when no "
-                                                  "alert_ids are given)")
-    comment: str = Field("", max_length=1000, description="Why they are acknowledged")
-    unacknowledge: bool = Field(False, description="Undo: mark the alerts unacknowledged again")
+    alert_ids: list[int] | None = Field(None, max_length=10_000)
+    all_matching: bool = Field(False, description="every alert matching the filters (no alert_ids)")
+    comment: str = Field("", max_length=1000)
+    unacknowledge: bool = Field(False, description="undo")
 
 
 class AckResult(BaseModel):
@@ -214,7 +229,9 @@ class AckResult(BaseModel):
 @tool(returns=Returns.ALERTS, write=True, destructive=False, title="Acknowledge alerts",
       example={"alert_ids": [123456789], "comment": "known backup job"})
 async def acknowledge_alerts(call: ToolContext, params: AckParams) -> AckResult:
-    """Mark alerts as acknowledged (seen and handled), by id or by filters with all_matching=true
+    """Acknowledge (or undo) alerts by id, or every alert matching get_alerts' filters.
+
+    Mark alerts as acknowledged (seen and handled), by id or by filters with all_matching=true
     (at most 10000 at a time). Acknowledged alerts stay queryable (acknowledged=true). An admin's
     acknowledgement is shared with everyone; another user's changes only their own view (and they
     can undo only their own)."""
@@ -257,26 +274,23 @@ class ExclusionResult(BaseModel):
 
 class HostExclusionParams(BaseModel):
     host: str = Field(description="IP address or CIDR whose alerts (as either side of a flow) are not raised")
-    reason: str = Field(min_length=3, max_length=500, description="(required) why these alerts are expected")
+    reason: str = Field(min_length=3, max_length=500)
     alert_types: list[str] = Field(default_factory=list, max_length=50,
-                                   description="Only exclude these alert types (default: all)")
+                                   description="default: all")
 
 
 class DomainExclusionParams(BaseModel):
-    domain: str = Field(description="Domain name (SNI, HTTP host, DNS query); subdomains are included")
-    reason: str = Field(min_length=3, max_length=500, description="(required) why these alerts are expected")
+    domain: str = Field(description="subdomains included")
+    reason: str = Field(min_length=3, max_length=500)
     alert_types: list[str] = Field(default_factory=list, max_length=50,
-                                   description="Only exclude these alert types (default: all)")
+                                   description="default: all")
 
 
 class CertificateExclusionParams(BaseModel):
-    certificate: str = Field(description="TLS certificate to trust: its server name (subject/SNI, *.example.com), "
-                                         "or the SHA-1 / JA3S fingerprint or issuer DN text seen in the evidence")
-    reason: str = Field(min_length=3, max_length=500, description="(required) why this certificate is accepted")
+    certificate: str = Field(description="server name (*.example.com), SHA-1/JA3S fingerprint or issuer DN")
+    reason: str = Field(min_length=3, max_length=500)
     alert_types: list[str] = Field(default_factory=list, max_length=50,
-                                   description="Only exclude these certificate alert types (default: all of them: "
-                                               "self-signed, expired, mismatch, validity too long, about to expire, "
-                                               "malicious SHA-1)")
+                                   description="default: all certificate alerts")
 
 
 def _add_exclusion(call: ToolContext, kind: str, value: str, reason: str, types: list[str]) -> ExclusionResult:
@@ -294,7 +308,9 @@ def _add_exclusion(call: ToolContext, kind: str, value: str, reason: str, types:
 @tool(returns=Returns.OWNED, write=True, title="Add host alert exclusion",
       example={"host": "192.168.1.20", "reason": "vulnerability scanner", "alert_types": ["port_scan"]})
 async def add_host_alert_exclusion(call: ToolContext, params: HostExclusionParams) -> ExclusionResult:
-    """Stop raising alerts for a host or network (either end of a flow, or the host of a host alert),
+    """Stop alerts about a host or network (optionally only some alert types), with a reason.
+
+    Stop raising alerts for a host or network (either end of a flow, or the host of a host alert),
     optionally only some alert types. A reason is required; list_alert_exclusions shows them."""
     return _add_exclusion(call, "host", params.host, params.reason, params.alert_types)
 
@@ -302,7 +318,9 @@ async def add_host_alert_exclusion(call: ToolContext, params: HostExclusionParam
 @tool(returns=Returns.OWNED, write=True, title="Add domain alert exclusion",
       example={"domain": "updates.example.com", "reason": "internal update server"})
 async def add_domain_alert_exclusion(call: ToolContext, params: DomainExclusionParams) -> ExclusionResult:
-    """Stop raising alerts whose flow or evidence names this domain or a subdomain of it (TLS SNI,
+    """Stop alerts naming a domain or its subdomains (SNI, HTTP Host, DNS), with a reason.
+
+    Stop raising alerts whose flow or evidence names this domain or a subdomain of it (TLS SNI,
     HTTP Host, DNS query), optionally only some alert types. A reason is required."""
     return _add_exclusion(call, "domain", params.domain, params.reason, params.alert_types)
 
@@ -310,13 +328,15 @@ async def add_domain_alert_exclusion(call: ToolContext, params: DomainExclusionP
 @tool(returns=Returns.OWNED, write=True, title="Add certificate alert exclusion",
       example={"certificate": "intranet.example.lan", "reason": "internal CA, self-signed on purpose"})
 async def add_certificate_alert_exclusion(call: ToolContext, params: CertificateExclusionParams) -> ExclusionResult:
-    """Accept a TLS certificate: certificate alerts (self-signed, expired, mismatch...) about this server
+    """Accept a TLS certificate (name or fingerprint): its certificate alerts stop, with a reason.
+
+    Accept a TLS certificate: certificate alerts (self-signed, expired, mismatch...) about this server
     name or fingerprint are no longer raised. A reason is required."""
     return _add_exclusion(call, "certificate", params.certificate, params.reason, params.alert_types)
 
 
 class ListExclusionsParams(BaseModel):
-    kind: Literal["host", "domain", "certificate"] | None = Field(None, description="Only this kind")
+    kind: Literal["host", "domain", "certificate"] | None = None
     limit: int = Field(200, ge=1, le=5000)
 
 
@@ -330,14 +350,16 @@ class ExclusionList(BaseModel):
 
 @tool(returns=Returns.OWNED, title="List alert exclusions", example={"kind": "host"})
 async def list_alert_exclusions(call: ToolContext, params: ListExclusionsParams) -> ExclusionList:
-    """Host, domain and certificate alert exclusions, with who added them and why: yours, and those
+    """Alert exclusions (host, domain, certificate), with who added them and why.
+
+    Host, domain and certificate alert exclusions, with who added them and why: yours, and those
     about what you may see (users limited to some networks: host exclusions inside them)."""
     items = _svc(call).exclusions.list_for(call.principal, params.kind)
     return ExclusionList(exclusions=[Exclusion(**e) for e in items[:params.limit]], truncated=len(items) > params.limit)
 
 
 class RemoveExclusionParams(BaseModel):
-    id: int = Field(ge=1, le=2**62, description="Exclusion id from list_alert_exclusions")
+    id: int = Field(ge=1, le=2**62, description="from list_alert_exclusions")
 
 
 class Removed(BaseModel):
@@ -351,7 +373,9 @@ class Removed(BaseModel):
 
 @tool(returns=Returns.OWNED, write=True, title="Remove alert exclusion", example={"id": 3})
 async def remove_alert_exclusion(call: ToolContext, params: RemoveExclusionParams) -> Removed:
-    """Remove an alert exclusion you added (admins: any): matching alerts are raised again from now on."""
+    """Remove an alert exclusion: its alerts are raised again.
+
+    Remove an alert exclusion you added (admins: any): matching alerts are raised again from now on."""
     from flowscope.services.alerts.exclusions import ExclusionError
 
     try:
@@ -363,7 +387,7 @@ async def remove_alert_exclusion(call: ToolContext, params: RemoveExclusionParam
 # --- expected servers --------------------------------------------------------------------------
 
 class ExpectedParams(BaseModel):
-    observed_limit: int = Field(10, ge=0, le=200, description="Observed servers listed per kind (0: none)")
+    observed_limit: int = Field(10, ge=0, le=200, description="observed servers per kind (0: none)")
 
 
 class ObservedServer(BaseModel):
@@ -391,7 +415,9 @@ class ExpectedServers(BaseModel):
 
 @tool(returns=Returns.ALERTS, title="List expected servers", example={})
 async def list_expected_servers(call: ToolContext, params: ExpectedParams) -> ExpectedServers:
-    """The configured expected DNS, DHCP, NTP, SMTP servers and gateways, and the servers actually seen in
+    """Expected DNS/DHCP/NTP/SMTP servers and gateways against those seen in flows; unexpected ones flagged.
+
+    The configured expected DNS, DHCP, NTP, SMTP servers and gateways, and the servers actually seen in
     stored flows for each, flagged when unexpected. A server not in a configured list raises an
     unexpected_<kind>_server host alert the first time it is seen."""
     svc = _svc(call)

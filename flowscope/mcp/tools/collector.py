@@ -62,7 +62,9 @@ class ExportersResult(BaseModel):
 
 @tool(returns=Returns.SOURCES, title="Flow exporters", example={"limit": 20})
 async def list_flow_exporters(call: ToolContext, params: ListExportersParams) -> ExportersResult:
-    """List the NetFlow v5/v9, IPFIX and sFlow exporters the collector has heard from, with their
+    """NetFlow/IPFIX/sFlow exporters heard from, with counters and health (gaps, drops, templates).
+
+    List the NetFlow v5/v9, IPFIX and sFlow exporters the collector has heard from, with their
     counters and health: datagrams and records received, sequence gaps (lost datagrams or records),
     undecodable datagrams, templates known, data dropped for lack of a template. Exporter flows are
     in the flows table with PROBE_IP = address and INTERFACE_ID = interface_id. Users limited to
@@ -74,7 +76,7 @@ async def list_flow_exporters(call: ToolContext, params: ListExportersParams) ->
 
 
 class InterfaceParams(BaseModel):
-    exporter: str = Field(description="Exporter address, as in list_flow_exporters")
+    exporter: str = Field(description="address, from list_flow_exporters")
     begin: str | None = Field(None, description="Start: ISO time, epoch seconds or a span back (1h, 7d); "
                                                 "default all history")
     end: str | None = Field(None, description="End: ISO time or epoch seconds; default now")
@@ -118,7 +120,9 @@ async def _interfaces_result(call: ToolContext, exporter: str | None, begin: str
 
 @tool(returns=Returns.SOURCES, title="Exporter interfaces", example={"exporter": "192.0.2.1", "begin": "24h"})
 async def get_exporter_interfaces(call: ToolContext, params: InterfaceParams) -> InterfacesResult:
-    """Traffic of one flow exporter per interface (ifIndex): bytes, packets and flows entering
+    """One exporter's traffic per interface (ifIndex), in and out, busiest first.
+
+    Traffic of one flow exporter per interface (ifIndex): bytes, packets and flows entering
     (INPUT_SNMP) and leaving (OUTPUT_SNMP), busiest first, with interface names when the exporter
     announced them or is also a polled SNMP device."""
     return await _interfaces_result(call, params.exporter, params.begin, params.end, params.limit)
@@ -126,5 +130,7 @@ async def get_exporter_interfaces(call: ToolContext, params: InterfaceParams) ->
 
 @tool(returns=Returns.SOURCES, title="Top exporter interfaces", example={"begin": "1h", "limit": 10})
 async def get_top_exporter_interfaces(call: ToolContext, params: TopInterfaceParams) -> InterfacesResult:
-    """The busiest (exporter, interface) pairs across all flow exporters by bytes in + out."""
+    """The busiest (exporter, interface) pairs by bytes.
+
+    The busiest (exporter, interface) pairs across all flow exporters by bytes in + out."""
     return await _interfaces_result(call, None, params.begin, params.end, params.limit)

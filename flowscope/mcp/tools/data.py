@@ -57,7 +57,9 @@ class Interfaces(BaseModel):
 
 @tool(returns=Returns.SOURCES, title="Monitored sources", example={})
 async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
-    """Sources flowscope meters (capture files, live interfaces, flow collectors) with packet, byte,
+    """Monitored sources (capture files, interfaces, collectors) with their counters and state.
+
+    Sources flowscope meters (capture files, live interfaces, flow collectors) with packet, byte,
     flow and drop counters and their state. Users limited to networks see the sources of their
     traffic, with the counters of the flows they may see."""
     items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
@@ -76,7 +78,7 @@ def _catalog():
 
 
 class ListProtosParams(BaseModel):
-    category: str | None = Field(None, description="Only protocols of this nDPI category, e.g. Web, Network")
+    category: str | None = Field(None, description="e.g. Web")
     limit: int = Field(500, ge=1, le=2000)
 
 
@@ -98,7 +100,9 @@ class Protos(BaseModel):
 
 @tool(returns=Returns.CATALOGUE, title="nDPI protocols", example={"category": "Web"})
 async def list_protos(call: ToolContext, params: ListProtosParams) -> Protos:
-    """The application protocols the running nDPI recognises, with ids (L7_PROTO) and categories."""
+    """nDPI application protocols with ids and categories.
+
+    The application protocols the running nDPI recognises, with ids (L7_PROTO) and categories."""
     cat = _catalog()
     protos = [p for p in cat.protocols
               if params.category is None or p.category.lower() == params.category.lower()]
@@ -110,8 +114,8 @@ async def list_protos(call: ToolContext, params: ListProtosParams) -> Protos:
 
 
 class ResolveParams(BaseModel):
-    names: list[str] = Field(default_factory=list, description="Protocol names to turn into ids, e.g. [\"DNS\", \"TLS\"]")
-    ids: list[int] = Field(default_factory=list, description="Protocol ids to turn into names")
+    names: list[str] = Field(default_factory=list)
+    ids: list[int] = Field(default_factory=list)
 
 
 class Resolved(BaseModel):
@@ -132,7 +136,9 @@ class ResolveResult(BaseModel):
 
 @tool(returns=Returns.CATALOGUE, title="Resolve protocols", example={"names": ["DNS", "TLS.Google"], "ids": [7]})
 async def resolve_proto(call: ToolContext, params: ResolveParams) -> ResolveResult:
-    """Translate nDPI protocol names to ids and ids to names, in batch (up to 200)."""
+    """nDPI protocol names to ids and ids to names, in batch.
+
+    Translate nDPI protocol names to ids and ids to names, in batch (up to 200)."""
     if not params.names and not params.ids:
         raise ToolError("give names and/or ids, e.g. {\"names\": [\"DNS\"]}")
     if len(params.names) + len(params.ids) > 200:
@@ -176,7 +182,7 @@ async def list_tables(call: ToolContext, params: NoParams) -> Tables:
 
 
 class DescribeParams(BaseModel):
-    table: str = Field(description="Table name from list_tables, e.g. flows")
+    table: str = Field(description="e.g. flows")
 
 
 class ColumnInfo(BaseModel):
@@ -198,7 +204,9 @@ class TableDescription(BaseModel):
 
 @tool(returns=Returns.CATALOGUE, title="Describe a table", example={"table": "flows"})
 async def describe_table(call: ToolContext, params: DescribeParams) -> TableDescription:
-    """Columns of one table with types and comments. The flows table uses ntopng's column names;
+    """Columns of one table with types and comments (flows: ntopng's names).
+
+    Columns of one table with types and comments. The flows table uses ntopng's column names;
     ALIAS columns such as SRC_IP, DST_IP and L7_PROTO_NAME are friendlier views of them."""
     table = next((t for t in _visible(call) if t.name == params.table), None)
     if table is None:
@@ -208,7 +216,7 @@ async def describe_table(call: ToolContext, params: DescribeParams) -> TableDesc
 
 
 class QueryParams(BaseModel):
-    sql: str = Field(description="One ClickHouse SELECT over flowscope's tables (see list_tables)")
+    sql: str = Field(description="one statement (schema: flowscope://schema/flows)")
     limit: int = Field(200, ge=1, le=10000, description="Max rows returned")
 
 
@@ -231,7 +239,9 @@ class QueryResult(BaseModel):
 @tool(returns=Returns.ROWS, title="SQL query", example={"sql": "SELECT SRC_IP, sum(TOTAL_BYTES) AS bytes FROM flows GROUP BY SRC_IP "
                                          "ORDER BY bytes DESC LIMIT 10"})
 async def query(call: ToolContext, params: QueryParams) -> QueryResult:
-    """Run read-only ClickHouse SQL over flowscope's tables. Allowed: SELECT, WITH, DESCRIBE,
+    """Read-only ClickHouse SQL over flowscope's tables (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN), bounded.
+
+    Run read-only ClickHouse SQL over flowscope's tables. Allowed: SELECT, WITH, DESCRIBE,
     SHOW TABLES, EXPLAIN. Not allowed: table functions, other databases, most system tables, several
     statements, SETTINGS. Results are limited in rows and time, and to your allowed networks."""
     try:
@@ -244,7 +254,7 @@ async def query(call: ToolContext, params: QueryParams) -> QueryResult:
 
 class LabelParams(BaseModel):
     ip: str = Field(description="Host address")
-    label: str = Field(max_length=200, description="Label text; empty to clear")
+    label: str = Field(max_length=200, description="empty to clear")
 
 
 class LabelResult(BaseModel):
@@ -256,7 +266,9 @@ class LabelResult(BaseModel):
 @tool(returns=Returns.HOSTS, write=True, admin=True, title="Set a host label",
       example={"ip": "192.168.1.10", "label": "NAS"})
 async def set_host_label(call: ToolContext, params: LabelParams) -> LabelResult:
-    """Give a host a human label, stored in host_labels and shown by host tools."""
+    """Give a host a label, shown by host tools.
+
+    Give a host a human label, stored in host_labels and shown by host tools."""
     out = await anyio.to_thread.run_sync(labels.set_label, call.app, call.scope, params.ip, params.label,
                                          call.principal.name)
     return LabelResult(**out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -28,8 +29,8 @@ class FlowFilters(BaseModel):
 
 
 class LiveFlowsParams(FlowFilters):
-    sort: SortKey = Field("bytes", description="Sort key")
-    descending: bool = Field(True, description="Largest first")
+    sort: SortKey = Field("bytes")
+    descending: bool = True
     limit: int = Field(20, ge=1, le=1000, description="Max flows returned")
     offset: int = Field(0, ge=0, description="Skip this many flows (paging)")
 
@@ -76,10 +77,19 @@ class Flow(BaseModel):
             score=r.get("SCORE") or 0, interface_id=r["INTERFACE_ID"], source_type=r.get("SOURCE_TYPE") or "",
             active=r.get("active"))
 
+    @property
+    def duration_s(self) -> float | None:
+        try:
+            return (datetime.fromisoformat(self.last_seen) - datetime.fromisoformat(self.first_seen)).total_seconds()
+        except ValueError:
+            return None
+
     def line(self) -> str:
-        return (f"{self.l4_proto} {self.src_ip}:{self.src_port} <-> {self.dst_ip}:{self.dst_port} "
+        took = self.duration_s
+        return (f"#{self.flow_id} {self.l4_proto} {self.src_ip}:{self.src_port} <-> {self.dst_ip}:{self.dst_port} "
                 f"[{self.application}] {self.src2dst_packets} pkts/{self.src2dst_bytes} B <-> "
-                f"{self.dst2src_packets} pkts/{self.dst2src_bytes} B {self.info}".rstrip())
+                f"{self.dst2src_packets} pkts/{self.dst2src_bytes} B; {self.first_seen} → {self.last_seen}"
+                + (f" ({took:.3f} s)" if took is not None else "") + (f" {self.info}" if self.info else ""))
 
 
 class FlowsPage(BaseModel):
@@ -104,7 +114,9 @@ def _live_page(flows: list[Any], p: LiveFlowsParams) -> FlowsPage:
 
 @tool(returns=Returns.FLOWS, title="Live flows", example={"application": "DNS", "sort": "bytes", "limit": 10})
 async def get_live_flows(call: ToolContext, params: LiveFlowsParams) -> FlowsPage:
-    """Current flows in memory (live interfaces, plus the flows of capture files being served), with
+    """Current flows in memory with their counters; filter, sort and page.
+
+    Current flows in memory (live interfaces, plus the flows of capture files being served), with
     their counters. Filter by host, port, L4 protocol, application, VLAN or minimum bytes; sort and page."""
     return _live_page(flow_service.visible_live(call.app, call.scope, params.flow_filter()), params)
 
@@ -121,7 +133,7 @@ async def get_live_flows_for_host(call: ToolContext, params: HostFlowsParams) ->
 
 class SummaryParams(FlowFilters):
     group_by: Literal["application", "protocol", "source", "destination", "country", "category"] = Field(
-        "application", description="What to group by")
+        "application")
     limit: int = Field(20, ge=1, le=500)
 
 
@@ -147,7 +159,9 @@ class Summary(BaseModel):
 
 @tool(returns=Returns.FLOWS, title="Live flows summary", example={"group_by": "application", "limit": 10})
 async def get_live_flows_summary(call: ToolContext, params: SummaryParams) -> Summary:
-    """Live flows grouped by application, category, L4 protocol, source, destination or country
+    """Live flows grouped by application, category, protocol, source, destination or country.
+
+    Live flows grouped by application, category, L4 protocol, source, destination or country
     (when known), largest first by bytes."""
     ranked, flows, total_bytes = flow_service.live_summary(call.app, call.scope, params.flow_filter(), params.group_by)
     return Summary(group_by=params.group_by,
@@ -183,7 +197,9 @@ class HistoryParams(LiveFlowsParams):
 
 @tool(returns=Returns.FLOWS, title="Historical flows", example={"begin": "1h", "host": "10.0.0.5", "l4_proto": "tcp", "limit": 20})
 async def get_historical_flow(call: ToolContext, params: HistoryParams) -> FlowsPage:
-    """Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
+    """Stored flows in a time range, with get_live_flows' filters; or one flow by flow_id.
+
+    Search stored flows by time range and the same filters as get_live_flows, or fetch one flow
     by flow_id. Without begin/end all stored history is searched (capture files keep their own times)."""
     if params.flow_id is not None:
         row = flow_service.history_flow(call.app, call.scope, params.flow_id)

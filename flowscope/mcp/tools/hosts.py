@@ -121,7 +121,7 @@ class LiveView(BaseModel):
 class HostInfoParams(BaseModel):
     ip: str = Field(description="Host IPv4 or IPv6 address")
     vlan: int | None = Field(None, ge=0, le=4095, description="VLAN id (default: all VLANs)")
-    top: int = Field(10, ge=1, le=100, description="How many peers, applications, protocols and services")
+    top: int = Field(10, ge=1, le=100, description="peers, applications, protocols, services shown")
     begin: str | None = Field(None, description="History start: " + TIME_HELP + "; default all history")
     end: str | None = Field(None, description="History end: " + TIME_HELP + "; default now")
 
@@ -182,7 +182,10 @@ class HostInfo(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Host information", example={"ip": "192.168.1.10", "top": 10})
 async def get_host_info(call: ToolContext, params: HostInfoParams) -> HostInfo:
-    """Everything known about one host (IP, optionally VLAN), as ntopng's host details: live totals
+    """One host: live and stored totals, top applications, protocols and peers, services, identity, location,
+    score.
+
+    Everything known about one host (IP, optionally VLAN), as ntopng's host details: live totals
     (current flows) and historical totals (stored flows; time range with begin/end) of bytes/packets
     sent and received and flows as client/server; top applications, L4 protocols and peers by bytes;
     listening services; identity learned passively (names from DHCP/mDNS/NetBIOS/DNS/TLS SNI/HTTP Host
@@ -195,7 +198,7 @@ async def get_host_info(call: ToolContext, params: HostInfoParams) -> HostInfo:
 # ---- get_mac_info ---------------------------------------------------------------------------------
 
 class MacInfoParams(BaseModel):
-    mac: str = Field(description="MAC address, e.g. 00:11:22:33:44:55 (any of : - . separators)")
+    mac: str = Field(description="e.g. 00:11:22:33:44:55")
     begin: str | None = Field(None, description="Traffic start: " + TIME_HELP + "; default all history")
     end: str | None = Field(None, description="Traffic end: " + TIME_HELP)
     limit: int = Field(50, ge=1, le=1000, description="Max IPs listed")
@@ -234,7 +237,9 @@ class MacInfo(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="MAC information", example={"mac": "00:11:22:33:44:55"})
 async def get_mac_info(call: ToolContext, params: MacInfoParams) -> MacInfo:
-    """One MAC address: manufacturer (IEEE OUI registry), device type, OS guess, names, the IPs seen
+    """One MAC: manufacturer, device type, OS, names, the IPs behind it, traffic, first/last seen.
+
+    One MAC address: manufacturer (IEEE OUI registry), device type, OS guess, names, the IPs seen
     behind it (a router's MAC shows as type network_device), its traffic from the flows history, and
     first/last seen."""
     p = params
@@ -246,18 +251,16 @@ async def get_mac_info(call: ToolContext, params: MacInfoParams) -> MacInfo:
 class AssetParams(BaseModel):
     limit: int = Field(50, ge=1, le=1000, description="Max assets")
     offset: int = Field(0, ge=0, description="Skip this many (paging)")
-    key: str | None = Field(None, description="Fetch one asset by key ('ip@vlan' for hosts, the MAC for MACs), "
-                                               "with its change history")
+    key: str | None = Field(None, description="'ip@vlan' or a MAC: one asset, with history")
     ip: str | None = Field(None, description="Assets with this IP (exact)")
-    mac: str | None = Field(None, description="Assets with this MAC (exact)")
-    name: str | None = Field(None, description="Name contains (any learned name, case-insensitive)")
-    manufacturer: str | None = Field(None, description="Manufacturer contains (case-insensitive)")
-    type: Literal["host", "mac", "network_device"] | None = Field(None, description="Asset type")
-    device_type: str | None = Field(None, description="Device type, e.g. phone, workstation, networking, printer")
-    os: str | None = Field(None, description="OS contains, e.g. Windows, iOS, Linux")
-    local_only: bool = Field(False, description="Only hosts inside the local networks (and MACs)")
-    active_within: str | None = Field(None, description="Only assets seen since: " + TIME_HELP +
-                                      "; default: all, inactive ones included")
+    mac: str | None = Field(None, description="exact")
+    name: str | None = Field(None, description="contains")
+    manufacturer: str | None = Field(None, description="contains")
+    type: Literal["host", "mac", "network_device"] | None = None
+    device_type: str | None = Field(None, description="e.g. phone, printer")
+    os: str | None = Field(None, description="contains, e.g. Windows")
+    local_only: bool = False
+    active_within: str | None = Field(None, description="seen since (as begin)")
 
 
 class Asset(BaseModel):
@@ -308,7 +311,9 @@ class Assets(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Asset inventory", example={"manufacturer": "Apple", "limit": 20})
 async def get_asset_info(call: ToolContext, params: AssetParams) -> Assets:
-    """Search the asset inventory (hosts, MACs and network devices learned passively, including inactive
+    """Search the passive asset inventory (hosts, MACs, devices), or one asset with its change history.
+
+    Search the asset inventory (hosts, MACs and network devices learned passively, including inactive
     ones and across restarts) by IP, MAC, name, manufacturer, type, device type or OS; or fetch one asset
     by key with the history of its identity changes."""
     filters = params.model_dump(exclude={"limit", "offset"})
@@ -320,8 +325,8 @@ async def get_asset_info(call: ToolContext, params: AssetParams) -> Assets:
 
 class DiscoverParams(BaseModel):
     limit: int = Field(200, ge=1, le=5000, description="Max devices")
-    include_inactive: bool = Field(True, description="Also devices not seen recently")
-    active_within: str = Field("1h", description="With include_inactive=false: seen since " + TIME_HELP)
+    include_inactive: bool = True
+    active_within: str = Field("1h", description="seen since (as begin)")
 
 
 class LanDevice(BaseModel):
@@ -354,7 +359,9 @@ class LanDevices(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Discover LAN devices", example={"limit": 100})
 async def discover_lan(call: ToolContext, params: DiscoverParams) -> LanDevices:
-    """Devices in the local networks, learned passively only (no scanning, nothing is sent): IP, MAC,
+    """LAN devices learned passively (nothing is sent): IP, MAC, name, manufacturer, type, OS.
+
+    Devices in the local networks, learned passively only (no scanning, nothing is sent): IP, MAC,
     host name and how it was learned (DHCP, mDNS, NetBIOS, DNS, ...), manufacturer, device type and OS
     guess with its strongest evidence."""
     p = params
@@ -365,7 +372,7 @@ async def discover_lan(call: ToolContext, params: DiscoverParams) -> LanDevices:
 # ---- get_country_stats ----------------------------------------------------------------------------
 
 class CountryParams(BaseModel):
-    by: Literal["bytes", "hosts", "score"] = Field("bytes", description="Rank countries by")
+    by: Literal["bytes", "hosts", "score"] = Field("bytes")
     begin: str | None = Field(None, description="Start: " + TIME_HELP + "; default all history")
     end: str | None = Field(None, description="End: " + TIME_HELP)
     limit: int = Field(20, ge=1, le=300, description="Max countries")
@@ -395,7 +402,9 @@ class CountryStats(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Traffic by country", example={"by": "bytes", "limit": 10})
 async def get_country_stats(call: ToolContext, params: CountryParams) -> CountryStats:
-    """Top countries of the hosts seen in the flows history (offline geolocation), ranked by bytes,
+    """Top countries of the hosts in the flows history, by bytes, hosts or score, with their top hosts.
+
+    Top countries of the hosts seen in the flows history (offline geolocation), ranked by bytes,
     number of hosts or score, with each country's top hosts. Private addresses have no country."""
     p = params
     return CountryStats.model_validate(await _run(rankings.countries, call.app, call.scope, p.by, p.begin, p.end,
@@ -406,9 +415,8 @@ async def get_country_stats(call: ToolContext, params: CountryParams) -> Country
 
 class TalkersParams(BaseModel):
     by: Literal["bytes", "flows", "score", "packets", "bytes_sent", "bytes_rcvd"] = Field("bytes")
-    where: Literal["all", "local", "remote"] = Field("all", description="Only local or only remote hosts")
-    source: Literal["live", "history"] = Field("history", description="The live flow table, or the flows history "
-                                                                     "over begin/end")
+    where: Literal["all", "local", "remote"] = Field("all")
+    source: Literal["live", "history"] = Field("history", description="live table, or history over begin/end")
     begin: str | None = Field(None, description="History start: " + TIME_HELP + "; default all history")
     end: str | None = Field(None, description="History end: " + TIME_HELP)
     limit: int = Field(10, ge=1, le=1000)
@@ -441,7 +449,9 @@ class Talkers(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Top talkers", example={"by": "bytes", "where": "local", "limit": 10})
 async def get_top_talkers(call: ToolContext, params: TalkersParams) -> Talkers:
-    """Hosts that talk the most, local and/or remote, by bytes, packets, flows or score, over the live
+    """Hosts that talk the most, local or remote, by bytes, packets, flows or score; live or history.
+
+    Hosts that talk the most, local and/or remote, by bytes, packets, flows or score, over the live
     flow table or the flows history in a time range; with names learned passively and countries."""
     return Talkers.model_validate(await _run(rankings.talkers, call.app, call.scope, **params.model_dump()))
 
@@ -449,7 +459,7 @@ async def get_top_talkers(call: ToolContext, params: TalkersParams) -> Talkers:
 # ---- list_networks ------------------------------------------------------------------------------------
 
 class NetworksParams(BaseModel):
-    with_traffic: bool = Field(True, description="Add hosts and bytes per network from the flows history")
+    with_traffic: bool = Field(True, description="add hosts and bytes from history")
 
 
 class NetworkInfo(BaseModel):
@@ -471,7 +481,9 @@ class Networks(BaseModel):
 
 @tool(returns=Returns.HOSTS, title="Local networks", example={})
 async def list_networks(call: ToolContext, params: NetworksParams) -> Networks:
-    """The configured local networks (CLI --local-networks or the config file; private ranges by default)
+    """The local networks (local vs remote hosts), with hosts and bytes seen in each.
+
+    The configured local networks (CLI --local-networks or the config file; private ranges by default)
     that decide local vs remote hosts, with hosts and bytes seen in each."""
     return Networks.model_validate(await _run(rankings.local_networks, call.app, call.scope, params.with_traffic))
 
@@ -479,7 +491,7 @@ async def list_networks(call: ToolContext, params: NetworksParams) -> Networks:
 # ---- get_interface_addresses ---------------------------------------------------------------------------
 
 class IfAddrParams(BaseModel):
-    all_interfaces: bool = Field(False, description="List every interface of this machine, not only monitored ones")
+    all_interfaces: bool = Field(False, description="every interface of this machine")
 
 
 class IfAddress(BaseModel):
@@ -511,7 +523,9 @@ class IfAddresses(BaseModel):
 
 @tool(returns=Returns.SOURCES, title="Interface addresses", example={})
 async def get_interface_addresses(call: ToolContext, params: IfAddrParams) -> IfAddresses:
-    """IPv4/IPv6 addresses (with prefix) and MAC of the monitored live interfaces, or of every interface
+    """Addresses and MAC of the monitored interfaces, or of every interface of this machine.
+
+    IPv4/IPv6 addresses (with prefix) and MAC of the monitored live interfaces, or of every interface
     of this machine with all_interfaces=true. Users limited to networks see only the interfaces with an
     address inside them, and only those addresses."""
     items, monitored = await _run(sources.interface_addresses, call.app, call.scope, params.all_interfaces)

@@ -48,7 +48,9 @@ class NoParams(BaseModel):
 
 @tool(returns=Returns.CATALOGUE, title="Available active monitoring scripts", example={})
 async def list_available_active_monitoring_scripts(call: ToolContext, params: NoParams) -> Catalogue:
-    """The kinds of active measurement flowscope can run (icmp, cicmp, http, throughput, tcp, dns), with
+    """Probe types (icmp, cicmp, http, throughput, tcp, dns): unit, thresholds, target format.
+
+    The kinds of active measurement flowscope can run (icmp, cicmp, http, throughput, tcp, dns), with
     unit, alert operator, default and allowed threshold range, granularities and target format."""
     from flowscope.services.monitoring import TYPES
 
@@ -102,8 +104,8 @@ class Probe(BaseModel):
 
 
 class EnabledParams(BaseModel):
-    type: ProbeKind | None = Field(None, description="Only this type")
-    history_hours: int = Field(0, ge=0, le=168, description="Include hourly availability for the last N hours")
+    type: ProbeKind | None = None
+    history_hours: int = Field(0, ge=0, le=168, description="hourly availability, last N hours")
     limit: int = Field(100, ge=1, le=1000)
 
 
@@ -134,7 +136,9 @@ def _probe(svc: Any, p: dict, hours: int) -> Probe:
 
 @tool(returns=Returns.OWNED, title="Enabled active monitoring scripts", example={"history_hours": 24})
 async def list_enabled_active_monitoring_scripts(call: ToolContext, params: EnabledParams) -> ProbeList:
-    """The active-monitoring probes configured, with their last measurement, availability over the last
+    """Configured probes with last measurement, availability and engaged alerts.
+
+    The active-monitoring probes configured, with their last measurement, availability over the last
     hour, optional hourly history, and whether a threshold or unreachability alert is engaged. Users
     limited to some networks see their own probes and those aimed at addresses inside them."""
     svc = _svc(call)
@@ -145,16 +149,14 @@ async def list_enabled_active_monitoring_scripts(call: ToolContext, params: Enab
 
 
 class AddParams(BaseModel):
-    type: ProbeKind = Field(description="Measurement type (see list_available_active_monitoring_scripts)")
-    target: str = Field(max_length=2048, description="Host/IP (icmp, cicmp), URL (http, throughput), HOST:PORT (tcp), "
-                                                     "DNS name to resolve (dns)")
-    threshold: float | None = Field(None, description="Alert threshold in the type's unit (default: the type's default)")
-    granularity: Literal["min", "5mins", "hour"] = Field("5mins", description="How often to measure")
-    server: str | None = Field(None, description="dns: DNS server to ask, IP or IP:port (default: the system "
-                                                 "resolver); checked like a target")
-    record_type: Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME"] | None = Field(None, description="dns: record type")
-    packets: int | None = Field(None, ge=2, le=100, description="cicmp: echo requests per run (default 10)")
-    verify_tls: bool | None = Field(None, description="http/throughput: verify the TLS certificate (default true)")
+    type: ProbeKind = Field()
+    target: str = Field(max_length=2048, description="IP/name (icmp), URL (http, throughput), HOST:PORT (tcp), name (dns)")
+    threshold: float | None = Field(None, description="in the type's unit")
+    granularity: Literal["min", "5mins", "hour"] = Field("5mins")
+    server: str | None = Field(None, description="dns: server IP[:port]")
+    record_type: Literal["A", "AAAA", "MX", "TXT", "NS", "CNAME"] | None = Field(None, description="dns")
+    packets: int | None = Field(None, ge=2, le=100, description="cicmp (default 10)")
+    verify_tls: bool | None = Field(None, description="http, throughput (default true)")
 
 
 class AddResult(BaseModel):
@@ -169,7 +171,9 @@ class AddResult(BaseModel):
 @tool(returns=Returns.OWNED, write=True, destructive=False, title="Add active monitoring script",
       example={"type": "icmp", "target": "192.168.1.1", "threshold": 50, "granularity": "min"})
 async def add_active_monitoring_script(call: ToolContext, params: AddParams) -> AddResult:
-    """Start measuring a target on a schedule: validates the host/URL and threshold, refuses duplicates,
+    """Probe a target on a schedule; alerts when the threshold is crossed or it is unreachable.
+
+    Start measuring a target on a schedule: validates the host/URL and threshold, refuses duplicates,
     runs the first measurement at once and returns it. Alerts are raised when the threshold is crossed
     or the target is unreachable, and released when it recovers. Names are resolved and every address
     (and the dns server option) must be inside your allowed networks; loopback, link-local, multicast
@@ -196,7 +200,7 @@ async def add_active_monitoring_script(call: ToolContext, params: AddParams) -> 
 
 
 class RemoveParams(BaseModel):
-    id: str = Field(max_length=2100, description="Probe id from list_enabled_active_monitoring_scripts, e.g. icmp:10.0.0.1")
+    id: str = Field(max_length=2100, description="e.g. icmp:10.0.0.1")
 
 
 class RemoveResult(BaseModel):
@@ -210,7 +214,9 @@ class RemoveResult(BaseModel):
 
 @tool(returns=Returns.OWNED, write=True, title="Remove active monitoring script", example={"id": "icmp:192.168.1.1"})
 async def remove_active_monitoring_script(call: ToolContext, params: RemoveParams) -> RemoveResult:
-    """Stop a probe you added (admins: any); its engaged alerts are released and its past
+    """Stop a probe: its alerts are released, its measurements kept.
+
+    Stop a probe you added (admins: any); its engaged alerts are released and its past
     measurements kept."""
     from flowscope.services.monitoring import ProbeError
 

@@ -36,8 +36,7 @@ class FlowPacketsParams(BaseModel):
     limit: int | None = Field(None, ge=1, le=100_000,
                               description="Summary lines to return (default 50; the server caps it, 1000 unless "
                                           "configured otherwise)")
-    detail: list[int] = Field(default_factory=list, description="Packet numbers (from the summary) to decode "
-                                                               "layer by layer, e.g. [1, 4]")
+    detail: list[int] = Field(default_factory=list, description="packet numbers to decode, e.g. [1, 4]")
 
     @field_validator("host")
     @classmethod
@@ -111,7 +110,10 @@ class FlowPackets(BaseModel):
 
 @tool(returns=Returns.FLOWS, title="Packets of a flow", example={"flow_id": 1234567890, "limit": 20, "detail": [1]})
 async def get_flow_packets(call: ToolContext, params: FlowPacketsParams) -> FlowPackets:
-    """The packets of one flow (by flow_id, live or stored), or of the flows matching host/port/l4_proto
+    """Packets of one flow (flow_id) or of the flows of host/port: tshark-style lines, decoded detail, a pcap
+    resource.
+
+    The packets of one flow (by flow_id, live or stored), or of the flows matching host/port/l4_proto
     in a time range: one tshark-style line per packet (time, source → destination, protocol, length,
     info), paged with offset/limit; `detail` decodes chosen packets layer by layer (HTTP request line
     and headers, TLS SNI and certificate names, DNS questions and answers); each flow's `pcap_uri` is
@@ -145,7 +147,7 @@ async def get_flow_packets(call: ToolContext, params: FlowPacketsParams) -> Flow
                              "the time range (begin/end)")
         else:
             raise ToolError("give flow_id, or host and/or port (with begin/end), e.g. "
-                            '{"flow_id": 1234567890} or {"host": "10.0.0.5", "port": 443, "begin": "30m"}')
+                            '{"flow_id": 1234567890} or {"port": 443, "begin": "30m"}')
         if not keys:
             return FlowPackets(flows=[], packets=[], total_packets=0, total_bytes=0, offset=params.offset,
                                truncated=False, payload="full" if payload else "headers", elapsed_ms=0,

@@ -89,19 +89,21 @@ class PolicyResult(BaseModel):
 
 class CreateParams(BaseModel):
     description: str = Field(min_length=3, max_length=2000,
-                             description="The requirement in plain language, e.g. 'no RDP from the internet'")
+                             description="e.g. 'no RDP from the internet'")
     sql: str | None = Field(None, max_length=20000,
-                            description="Optional ClickHouse SELECT whose rows are violations (checked like `query`)")
-    name: str | None = Field(None, max_length=80, description="Short unique name (default: from the description)")
-    periodicity: Periodicity = Field("5min", description="How often it runs")
-    score: int = Field(100, ge=1, le=1000, description="Score of each violation alert (severity follows it)")
-    alert_message: str | None = Field(None, max_length=500, description="Text of the alert raised per violation")
+                            description="rows are violations")
+    name: str | None = Field(None, max_length=80)
+    periodicity: Periodicity = Field("5min")
+    score: int = Field(100, ge=1, le=1000, description="per violation")
+    alert_message: str | None = Field(None, max_length=500)
 
 
 @tool(returns=Returns.OWNED, write=True, destructive=False, title="Create AI policy",
       example={"description": "No SSH or RDP from the internet", "periodicity": "5min"})
 async def create_ai_policy(call: ToolContext, params: CreateParams) -> PolicyResult:
-    """Turn a plain-language requirement into a scheduled ClickHouse query; every row it returns is a
+    """Turn a requirement (plain language or SQL) into a scheduled query whose rows raise alerts.
+
+    Turn a plain-language requirement into a scheduled ClickHouse query; every row it returns is a
     violation and raises a policy_violation alert with the row as evidence. Compiled from `sql` if given
     (checked like the query tool), else by the configured LLM, else by built-in intents: port scan,
     host bytes per period, application used by/to a network, traffic to/from a country, new MAC/device,
@@ -129,7 +131,9 @@ class PolicyList(BaseModel):
 
 @tool(returns=Returns.OWNED, title="List AI policies", example={})
 async def list_ai_policies(call: ToolContext, params: ListParams) -> PolicyList:
-    """Policies with their SQL, schedule, state and last run (your own, or all for admins). A policy
+    """AI policies with their SQL, schedule, state and last run.
+
+    Policies with their SQL, schedule, state and last run (your own, or all for admins). A policy
     runs with its owner's current rights; it is paused, with the reason, when its owner is removed
     or loses the admin role it was made with."""
     items = _svc(call).list_for(call.principal)
@@ -137,13 +141,13 @@ async def list_ai_policies(call: ToolContext, params: ListParams) -> PolicyList:
 
 
 class Ref(BaseModel):
-    policy: str = Field(max_length=80, description="Policy id or name (see list_ai_policies)")
+    policy: str = Field(max_length=80, description="id or name")
 
 
 class UpdateParams(Ref):
     description: str | None = Field(None, min_length=3, max_length=2000,
-                                    description="New requirement (recompiled unless sql is given)")
-    sql: str | None = Field(None, max_length=20000, description="New SQL (checked like `query`)")
+                                    description="recompiled unless sql is given")
+    sql: str | None = Field(None, max_length=20000)
     name: str | None = Field(None, max_length=80)
     periodicity: Periodicity | None = None
     score: int | None = Field(None, ge=1, le=1000)
@@ -156,7 +160,9 @@ def _ref(text: str) -> int | str:
 
 @tool(returns=Returns.OWNED, write=True, title="Update AI policy", example={"policy": "no-rdp-from-internet", "periodicity": "hourly"})
 async def update_ai_policy(call: ToolContext, params: UpdateParams) -> PolicyResult:
-    """Change a policy's description (recompiled), SQL, name, schedule, score or alert message. A new
+    """Change a policy's requirement, SQL, name, schedule, score or alert message.
+
+    Change a policy's description (recompiled), SQL, name, schedule, score or alert message. A new
     query is dry-run and returned; violations already alerted are forgotten when the query changes."""
     svc = _svc(call)
     res = await _do(svc.update, call.principal, _ref(params.policy), description=params.description, sql=params.sql,
@@ -183,7 +189,9 @@ async def pause_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
 
 @tool(returns=Returns.OWNED, write=True, destructive=False, title="Resume AI policy", example={"policy": "no-rdp-from-internet"})
 async def resume_ai_policy(call: ToolContext, params: Ref) -> PolicyOnly:
-    """Run a paused policy on its schedule again, with its owner's current rights (its SQL must pass
+    """Run a paused policy on its schedule again.
+
+    Run a paused policy on its schedule again, with its owner's current rights (its SQL must pass
     the guard with them)."""
     p = await _do(_svc(call).set_paused, call.principal, _ref(params.policy), False)
     return PolicyOnly(policy=Policy.of(p), message=f"policy {p['name']} resumed")
@@ -214,5 +222,7 @@ class RunResult(BaseModel):
 
 @tool(returns=Returns.OWNED, write=True, destructive=False, title="Run AI policy now", example={"policy": "no-rdp-from-internet"})
 async def run_ai_policy(call: ToolContext, params: Ref) -> RunResult:
-    """Run a policy now instead of waiting for its schedule; new violations raise alerts."""
+    """Run a policy now; new violations raise alerts.
+
+    Run a policy now instead of waiting for its schedule; new violations raise alerts."""
     return RunResult(**await _do(_svc(call).run_for, call.principal, _ref(params.policy)))

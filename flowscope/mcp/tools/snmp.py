@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
+from flowscope.services.snmp.registry import canonical_version
 
-DEVICE_DESC = "Device name as registered (see list_snmp_devices)"
+DEVICE_DESC = "name, from list_snmp_devices"
 
 
 def _svc(call: ToolContext):
@@ -88,7 +89,9 @@ class ListSnmpDevicesResult(BaseModel):
 
 @tool(returns=Returns.OWNED, title="List SNMP devices", example={"limit": 20})
 async def list_snmp_devices(call: ToolContext, params: ListSnmpDevicesParams) -> ListSnmpDevicesResult:
-    """List the SNMP devices being polled, each with reachability (outcome of its last poll), the
+    """Polled SNMP devices with reachability, last poll and interface count.
+
+    List the SNMP devices being polled, each with reachability (outcome of its last poll), the
     time of its last poll and last success, its interface count and, when unreachable, why. Use
     get_snmp_device_info for one device's interfaces and neighbours."""
     svc = _svc(call)
@@ -105,9 +108,9 @@ async def list_snmp_devices(call: ToolContext, params: ListSnmpDevicesParams) ->
 
 class GetSnmpDeviceInfoParams(BaseModel):
     device: str = Field(description=DEVICE_DESC)
-    interface_offset: int = Field(0, ge=0, description="Skip this many interfaces (ordered by ifIndex)")
-    interface_limit: int = Field(50, ge=1, le=500, description="Max interfaces in this answer")
-    neighbor_limit: int = Field(100, ge=0, le=1000, description="Max LLDP/CDP neighbours")
+    interface_offset: int = Field(0, ge=0)
+    interface_limit: int = Field(50, ge=1, le=500)
+    neighbor_limit: int = Field(100, ge=0, le=1000)
 
 
 class SnmpDeviceInfoResult(BaseModel):
@@ -158,7 +161,9 @@ class SnmpDeviceInfoResult(BaseModel):
 
 @tool(returns=Returns.OWNED, title="SNMP device info", example={"device": "core-sw1", "interface_limit": 20})
 async def get_snmp_device_info(call: ToolContext, params: GetSnmpDeviceInfoParams) -> SnmpDeviceInfoResult:
-    """Full snapshot of one SNMP device from its last successful poll: system group (sysDescr,
+    """One SNMP device: system, addresses, interfaces with rates, LLDP/CDP neighbours (paged).
+
+    Full snapshot of one SNMP device from its last successful poll: system group (sysDescr,
     sysName, location, contact, uptime), its IP addresses, interfaces (name, alias, speed,
     admin/oper status, counters and current rates: bps in/out, utilisation %, errors/s), and
     LLDP/CDP neighbours. Interfaces are paged: interface_offset / interface_limit."""
@@ -174,10 +179,10 @@ async def get_snmp_device_info(call: ToolContext, params: GetSnmpDeviceInfoParam
 
 class GetSnmpInterfaceDetailsParams(BaseModel):
     device: str = Field(description=DEVICE_DESC)
-    if_index: Optional[int] = Field(None, ge=0, description="ifIndex of the interface")
-    if_name: Optional[str] = Field(None, max_length=256, description="Interface name (ifName or ifDescr), instead of if_index")
-    history_limit: int = Field(60, ge=1, le=2000, description="Max rate samples (most recent)")
-    changes_limit: int = Field(50, ge=1, le=1000, description="Max status changes (most recent)")
+    if_index: Optional[int] = Field(None, ge=0)
+    if_name: Optional[str] = Field(None, max_length=256, description="ifName or ifDescr")
+    history_limit: int = Field(60, ge=1, le=2000)
+    changes_limit: int = Field(50, ge=1, le=1000)
 
 
 class SnmpInterfaceDetailsResult(BaseModel):
@@ -209,7 +214,9 @@ class SnmpInterfaceDetailsResult(BaseModel):
 @tool(returns=Returns.OWNED, title="SNMP interface details", example={"device": "core-sw1", "if_name": "Gi1/0/1"})
 async def get_snmp_interface_details(call: ToolContext, params: GetSnmpInterfaceDetailsParams
                                      ) -> SnmpInterfaceDetailsResult:
-    """One interface of an SNMP device: its latest raw counters and status, the current rates
+    """One SNMP interface: counters, status, rates, rate history and status changes.
+
+    One interface of an SNMP device: its latest raw counters and status, the current rates
     (bps, utilisation %, packets/s, errors/s, discards/s), recent rate history (for a chart) and
     its up/down status changes. Name it by if_index or if_name."""
     svc, _dev = _visible_device(call, params.device)
@@ -235,7 +242,9 @@ class SnmpDeviceConfigResult(BaseModel):
 
 @tool(returns=Returns.OWNED, title="SNMP device config", example={"device": "core-sw1"})
 async def get_snmp_device_config(call: ToolContext, params: GetSnmpDeviceConfigParams) -> SnmpDeviceConfigResult:
-    """How one SNMP device is polled: address, port, SNMP version, v3 user, security level and
+    """How one SNMP device is polled (secrets masked).
+
+    How one SNMP device is polled: address, port, SNMP version, v3 user, security level and
     protocols, interval, timeout, retries and poll budget. Community strings and passphrases are
     never returned: they show as ****."""
     svc, _dev = _visible_device(call, params.device)
@@ -246,28 +255,28 @@ async def get_snmp_device_config(call: ToolContext, params: GetSnmpDeviceConfigP
 
 class AddSnmpDeviceParams(BaseModel):
     host: str = Field(max_length=253, description="Device address (IP or DNS name)")
-    name: Optional[str] = Field(None, max_length=128, description="Name to register it under; default: the address")
+    name: Optional[str] = Field(None, max_length=128, description="default: the address")
     port: int = Field(161, ge=1, le=65535, description="UDP port of the agent")
-    version: Literal["v1", "v2c", "v3"] = Field("v2c", description="SNMP version")
-    community: Optional[str] = Field(None, max_length=255, description="v1/v2c read community",
+    version: Annotated[Literal["v1", "v2c", "v3"], BeforeValidator(canonical_version)] = Field(
+        "v2c", description="also 2c, 2, 1, 3")
+    community: Optional[str] = Field(None, max_length=255, description="v1, v2c",
                                      json_schema_extra={"secret": True})
-    user: Optional[str] = Field(None, max_length=32, description="v3 user name")
+    user: Optional[str] = Field(None, max_length=32, description="v3")
     security_level: Optional[Literal["noAuthNoPriv", "authNoPriv", "authPriv"]] = Field(
-        None, description="v3 security level; default from the passphrases given")
+        None, description="v3 (default: from the passphrases)")
     auth_protocol: Optional[Literal["MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"]] = Field(
-        None, description="v3 authentication protocol (default SHA)")
-    auth_passphrase: Optional[str] = Field(None, min_length=8, max_length=256, description="v3 auth passphrase",
+        None, description="v3 (default SHA)")
+    auth_passphrase: Optional[str] = Field(None, min_length=8, max_length=256, description="v3",
                                            json_schema_extra={"secret": True})
     priv_protocol: Optional[Literal["DES", "AES", "AES-192", "AES-256", "AES-192C", "AES-256C"]] = Field(
-        None, description="v3 privacy protocol (default AES = AES-128; AES-256C: Cisco key extension)")
-    priv_passphrase: Optional[str] = Field(None, min_length=8, max_length=256, description="v3 privacy passphrase",
+        None, description="v3 (default AES)")
+    priv_passphrase: Optional[str] = Field(None, min_length=8, max_length=256, description="v3",
                                            json_schema_extra={"secret": True})
-    context: str = Field("", max_length=64, description="v3 context name")
-    interval_s: int = Field(60, ge=10, le=86400, description="Seconds between polls")
-    timeout_s: float = Field(2.0, ge=0.2, le=30, description="Seconds to wait for each answer")
-    retries: int = Field(1, ge=0, le=5, description="Retries per request")
-    store_if_unreachable: bool = Field(False, description="Register it even if the first poll gets no answer "
-                                                          "(never when the credentials are refused)")
+    context: str = Field("", max_length=64, description="v3")
+    interval_s: int = Field(60, ge=10, le=86400)
+    timeout_s: float = Field(2.0, ge=0.2, le=30)
+    retries: int = Field(1, ge=0, le=5)
+    store_if_unreachable: bool = Field(False, description="even if the first poll gets no answer")
 
 
 class AddSnmpDeviceResult(BaseModel):
@@ -291,7 +300,9 @@ class AddSnmpDeviceResult(BaseModel):
 @tool(returns=Returns.OWNED, write=True, title="Add SNMP device",
       example={"host": "192.0.2.10", "version": "v2c", "community": "public"})
 async def add_snmp_device(call: ToolContext, params: AddSnmpDeviceParams) -> AddSnmpDeviceResult:
-    """Register a device for SNMP polling and poll it once at once. v1/v2c need a read community;
+    """Register an SNMP device (v1, v2c, v3) and poll it once: what it found, or why it failed.
+
+    Register a device for SNMP polling and poll it once at once. v1/v2c need a read community;
     v3 needs a user and, for authNoPriv/authPriv, passphrases (8+ characters). Answers what the
     first poll found (system, interfaces, neighbours) or why it failed in plain words (no answer,
     wrong community, authentication failure, unknown user); a device whose first poll fails is
@@ -335,7 +346,9 @@ class RemoveSnmpDeviceResult(BaseModel):
 
 @tool(returns=Returns.OWNED, write=True, title="Remove SNMP device", example={"device": "core-sw1"})
 async def remove_snmp_device(call: ToolContext, params: RemoveSnmpDeviceParams) -> RemoveSnmpDeviceResult:
-    """Stop polling a device you registered (admins: any) and delete it (and its credentials) from the
+    """Stop polling a device and delete its credentials; its history stays.
+
+    Stop polling a device you registered (admins: any) and delete it (and its credentials) from the
     registry. Its history stays in the snmp_* tables until their retention expires."""
     svc = _svc(call)
     removed = await _run(svc.remove_device, params.device, call.principal)

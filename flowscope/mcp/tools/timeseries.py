@@ -30,7 +30,7 @@ async def _run(fn):
 
 # --- list_timeseries ---------------------------------------------------------------------------------
 class ListTimeseriesParams(BaseModel):
-    entity: Entity | None = Field(None, description="Only this entity kind; also lists its busiest members")
+    entity: Entity | None = Field(None, description="also lists its busiest members")
     start: str | None = Field(None, description="For listing members: " + TIME_HELP)
     end: str | None = Field(None, description="For listing members: end of the range")
     limit: int = Field(20, ge=1, le=200, description="Max members listed for `entity`")
@@ -75,7 +75,9 @@ class ListTimeseriesResult(BaseModel):
 
 @tool(returns=Returns.SERIES, title="List timeseries", example={"entity": "host", "limit": 10})
 async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> ListTimeseriesResult:
-    """Which timeseries exist: interface totals, per host, per application and category, per country
+    """Available timeseries (entities, metrics, units, filters); with entity, its busiest members.
+
+    Which timeseries exist: interface totals, per host, per application and category, per country
     and ASN, SNMP interface rates and active-monitoring probes — with their metrics, units, filters
     and resolutions (1m/5m/1h rollups). Give `entity` to also list its busiest members (e.g. which
     hosts or probes have data). Use get_timeseries to read them and chart to draw them."""
@@ -93,22 +95,22 @@ async def list_timeseries(call: ToolContext, params: ListTimeseriesParams) -> Li
 
 # --- get_timeseries -----------------------------------------------------------------------------------
 class SeriesSpec(BaseModel):
-    entity: Entity = Field("interface", description="Entity kind (see list_timeseries)")
+    entity: Entity = Field("interface")
     metrics: list[str] = Field(default_factory=list, max_length=6,
-                               description="Metric names; default: the entity's first (bytes)")
+                               description="default: the first (bytes)")
     filters: dict[str, str | list[str]] = Field(default_factory=dict,
-                                                description="Dimension -> value(s), e.g. {\"host\": \"10.0.0.5\"}")
-    split_by: str | None = Field(None, description="One series per value of this dimension (top_n + other)")
-    top_n: int = Field(8, ge=1, le=25, description="With split_by: series kept before 'other'")
+                                                description="e.g. {\"host\": \"10.0.0.5\"}")
+    split_by: str | None = Field(None, description="a series per value")
+    top_n: int = Field(8, ge=1, le=25, description="with split_by: series before 'other'")
 
 
 class GetTimeseriesParams(BaseModel):
-    series: list[SeriesSpec] = Field(min_length=1, max_length=8, description="One or more series to read")
+    series: list[SeriesSpec] = Field(min_length=1, max_length=8)
     start: str | None = Field(None, description="Range start: " + TIME_HELP)
     end: str | None = Field(None, description="Range end (exclusive); default the newest data")
-    resolution: Resolution = Field("auto", description="Bucket size; auto picks it from the range")
-    max_points: int = Field(120, ge=2, le=2000, description="Max points per series (coarser buckets beyond)")
-    include_points: bool = Field(True, description="False: summaries only")
+    resolution: Resolution = Field("auto", description="auto: from the range")
+    max_points: int = Field(120, ge=2, le=2000, description="per series")
+    include_points: bool = Field(True, description="false: summaries only")
 
 
 class SeriesOut(BaseModel):
@@ -159,7 +161,9 @@ class GetTimeseriesResult(BaseModel):
 @tool(returns=Returns.SERIES, title="Get timeseries", example={"series": [{"entity": "host", "metrics": ["bytes_sent", "bytes_rcvd"],
                                                      "filters": {"host": "192.168.1.10"}}], "start": "-6h"})
 async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetTimeseriesResult:
-    """Read one or more timeseries over a time range. The bucket size is chosen from the range
+    """Timeseries over a range: each series' summary (min, max, avg, peak) and its values.
+
+    Read one or more timeseries over a time range. The bucket size is chosen from the range
     (1-minute up to days) unless `resolution` is given; points are bounded by max_points. Each series
     comes with a summary first (min, max, avg, last, total, time of the peak, peak rate in bit/s for
     traffic), then its values aligned on the shared `times`. Counters are per-bucket totals (bytes,
@@ -183,24 +187,20 @@ async def get_timeseries(call: ToolContext, params: GetTimeseriesParams) -> GetT
 # --- chart ----------------------------------------------------------------------------------------------
 class ChartParams(BaseModel):
     type: Literal["line", "area", "bar", "pie", "heatmap", "sankey"] = Field(
-        "line", description="line, area (stacked), bar (ranked top-N), pie, heatmap (hour × day), "
-                            "sankey (client → application → server)")
+        "line")
     sql: str | None = Field(None, description=(
-        "Optional read-only SQL instead of a named series (same rules as `query`). Shapes: line/area "
-        "(time, value[, ...]) or (time, series, value); bar/pie (label, value); heatmap (x, y, value); "
-        "sankey (source, [middle,] target, value)"))
-    entity: Entity | None = Field(None, description="Named series: entity kind (default interface; "
-                                                    "application for bar/pie/sankey)")
-    metric: str | None = Field(None, description="Metric (see list_timeseries); default the first, bytes")
-    filters: dict[str, str | list[str]] = Field(default_factory=dict, description="Dimension -> value(s)")
-    split_by: str | None = Field(None, description="line/area: one series per value of this dimension")
-    dimension: str | None = Field(None, description="bar/pie: what to rank (default the entity's key)")
-    top_n: int = Field(8, ge=1, le=25, description="Items/series shown before grouping the rest as 'other'")
+        "instead of a series; columns: line/area (time, [series,] value), bar/pie (label, value), heatmap (x, y, value), sankey (source, [middle,] target, value)"))
+    entity: Entity | None = Field(None, description="default interface (application for bar/pie/sankey)")
+    metric: str | None = Field(None, description="see list_timeseries")
+    filters: dict[str, str | list[str]] = Field(default_factory=dict, description="dimension -> value(s)")
+    split_by: str | None = Field(None, description="line/area: a series per value")
+    dimension: str | None = Field(None, description="bar/pie: what to rank")
+    top_n: int = Field(8, ge=1, le=25, description="items before 'other'")
     start: str | None = Field(None, description="Range start: " + TIME_HELP)
     end: str | None = Field(None, description="Range end (exclusive)")
-    resolution: Resolution = Field("auto", description="line/area bucket size")
-    title: str | None = Field(None, max_length=120, description="Chart title (default: generated)")
-    unit: Literal[SQL_UNITS] = Field("", description="SQL charts: unit of the values, for axis labels")  # type: ignore[valid-type]
+    resolution: Resolution = Field("auto")
+    title: str | None = Field(None, max_length=120)
+    unit: Literal[SQL_UNITS] = Field("", description="SQL charts: unit of values")  # type: ignore[valid-type]
 
 
 class ChartResult(BaseModel):
@@ -223,7 +223,9 @@ class ChartResult(BaseModel):
 
 @tool(returns=Returns.SERIES, title="Chart", example={"type": "area", "entity": "application", "metric": "bytes", "start": "-24h"})
 async def chart(call: ToolContext, params: ChartParams) -> ChartResult:
-    """Draw a chart as a PNG image, with the exact numbers behind it as a data table. Input: a named
+    """A PNG chart (line, area, bar, pie, heatmap, sankey) of a series or guarded SQL, with its numbers.
+
+    Draw a chart as a PNG image, with the exact numbers behind it as a data table. Input: a named
     series (entity, metric, filters, split_by — as in get_timeseries) or read-only SQL guarded like
     `query`. Types: line, area (stacked, top N + other), bar (ranked top N), pie, heatmap (hour of day ×
     day), sankey (client → application → server). Traffic is drawn in bits/s. Everything is limited to
@@ -247,14 +249,13 @@ async def chart(call: ToolContext, params: ChartParams) -> ChartResult:
 class TopParams(BaseModel):
     start: str | None = Field(None, description="Range start: " + TIME_HELP)
     end: str | None = Field(None, description="Range end (exclusive)")
-    metric: Literal["bytes", "packets", "flows"] = Field("bytes", description="Rank by")
+    metric: Literal["bytes", "packets", "flows"] = Field("bytes")
     interface_id: int | None = Field(None, ge=0, description="Only this source (see get_interfaces)")
     limit: int = Field(10, ge=1, le=200, description="Max rows before 'other'")
 
 
 class TopProtocolsParams(TopParams):
-    level: Literal["l7", "l4"] = Field("l7", description="l7: nDPI master protocol (TLS, DNS, QUIC...); "
-                                                          "l4: TCP, UDP, ICMP...")
+    level: Literal["l7", "l4"] = Field("l7", description="l7: nDPI master protocol; l4: TCP, UDP, ICMP")
 
 
 class TopRow(BaseModel):
@@ -299,7 +300,9 @@ async def _top(call: ToolContext, p: TopParams, dimension: str) -> TopResult:
 
 @tool(returns=Returns.SERIES, title="Top applications", example={"start": "-24h", "metric": "bytes", "limit": 10})
 async def get_top_applications(call: ToolContext, params: TopParams) -> TopResult:
-    """The nDPI applications (e.g. TLS.YouTube, DNS, QUIC.Google) with the most traffic over a time
+    """Top nDPI applications by traffic over a range, with their share and the rest as 'other'.
+
+    The nDPI applications (e.g. TLS.YouTube, DNS, QUIC.Google) with the most traffic over a time
     range, with bytes, packets, flows and share; the rest is added up as 'other'. Read from the
     application rollups (recomputed from flows inside your networks when you are limited to some)."""
     return await _top(call, params, "application")
@@ -307,7 +310,9 @@ async def get_top_applications(call: ToolContext, params: TopParams) -> TopResul
 
 @tool(returns=Returns.SERIES, title="Top protocols", example={"start": "-24h", "level": "l7", "limit": 10})
 async def get_top_protocols(call: ToolContext, params: TopProtocolsParams) -> TopResult:
-    """The protocols with the most traffic over a time range: nDPI master protocols (TLS, QUIC, DNS,
+    """Top protocols (nDPI l7 or l4) by traffic over a range, with their share and the rest as 'other'.
+
+    The protocols with the most traffic over a time range: nDPI master protocols (TLS, QUIC, DNS,
     HTTP...) with level=l7, or transport protocols (TCP, UDP, ICMP) with level=l4; with bytes,
     packets, flows and share, the rest as 'other'."""
     return await _top(call, params, "protocol" if params.level == "l7" else "l4_proto")

@@ -639,23 +639,26 @@ class AlertsService:
         source, sp = self.view(principal)
         p.update(sp, top=int(top))
         base = f"FROM {source} WHERE {where}"
+        # count: distinct alerts; occurrences: times their conditions were seen (e.g. risky flows)
         tot = self.store.query(
             "SELECT count(), countIf(acknowledged = 0), countIf(status = 'engaged'), sum(score), "
-            f"min(tstamp), max(tstamp) {base}", p).rows[0]
+            f"min(tstamp), max(tstamp), sum(occurrences) {base}", p).rows[0]
         by = {}
         for name, col in (("by_type", "alert_type"), ("by_severity", "severity"), ("by_entity_type", "entity_type"),
                           ("by_source", "source")):
-            res = self.store.query(f"SELECT {col}, count() AS n, countIf(acknowledged = 0) {base} "
+            res = self.store.query(f"SELECT {col}, count() AS n, countIf(acknowledged = 0), sum(occurrences) {base} "
                                    f"GROUP BY {col} ORDER BY n DESC LIMIT {{top:UInt32}}", p)
-            by[name] = [{"value": v, "count": int(n), "unacknowledged": int(u)} for v, n, u in res.rows]
+            by[name] = [{"value": v, "count": int(n), "unacknowledged": int(u), "occurrences": int(o)}
+                        for v, n, u, o in res.rows]
         res = self.store.query(
-            f"SELECT entity_type, entity_value, count() AS n, sum(score) AS s, max(severity_id) {base} "
-            "GROUP BY entity_type, entity_value ORDER BY s DESC, n DESC LIMIT {top:UInt32}", p)
+            f"SELECT entity_type, entity_value, count() AS n, sum(score) AS s, max(severity_id), sum(occurrences) "
+            f"{base} GROUP BY entity_type, entity_value ORDER BY s DESC, n DESC LIMIT {{top:UInt32}}", p)
         by["top_entities"] = [{"entity_type": a, "entity_value": b, "count": int(n), "score": int(s),
-                               "max_severity": SEVERITY_BY_ID.get(int(m), str(m))} for a, b, n, s, m in res.rows]
+                               "max_severity": SEVERITY_BY_ID.get(int(m), str(m)), "occurrences": int(o)}
+                              for a, b, n, s, m, o in res.rows]
         return {"total": int(tot[0]), "unacknowledged": int(tot[1]), "engaged": int(tot[2]),
                 "score": int(tot[3] or 0), "first": tot[4] if int(tot[0]) else None,
-                "last": tot[5] if int(tot[0]) else None, **by}
+                "last": tot[5] if int(tot[0]) else None, "occurrences": int(tot[6] or 0), **by}
 
     def view(self, principal: Any = None) -> tuple[str, dict]:
         """FROM-clause for `alerts` as `principal` sees them, with its parameters. Admins see the shared

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 from flowscope.services.snmp.registry import (AUTH_PROTOCOLS, PRIV_PROTOCOLS, SECURITY_LEVELS, Registry,
-                                              RegistryError, make_device)
+                                              RegistryError, canonical_version, make_device)
 
 ENV = {"community": "FLOWSCOPE_SNMP_COMMUNITY", "auth_pass": "FLOWSCOPE_SNMP_AUTH_PASS",
        "priv_pass": "FLOWSCOPE_SNMP_PRIV_PASS"}
@@ -32,7 +32,8 @@ def _data_dir(args) -> str:
 def _device_options(p: argparse.ArgumentParser, editing: bool) -> None:
     d = (lambda v: None) if editing else (lambda v: v)
     p.add_argument("--port", type=int, default=d(161), help="UDP port (default 161)")
-    p.add_argument("--version", dest="snmp_version", choices=["v1", "v2c", "v3"], default=d("v2c"))
+    p.add_argument("--version", dest="snmp_version", choices=["v1", "v2c", "v3"], default=d("v2c"),
+                   type=canonical_version, help="v1, v2c or v3 (also 1, 2c, 2, 3)")
     p.add_argument("--community", default=None, help="v1/v2c read community ('-' to be prompted)")
     p.add_argument("--user", default=None, help="v3 user name")
     p.add_argument("--level", dest="security_level", choices=SECURITY_LEVELS, default=None)

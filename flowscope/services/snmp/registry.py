@@ -62,6 +62,15 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
+def canonical_version(value):
+    """An SNMP version as users write it (net-snmp's `2c`, `2`, `V2C`, `v1`, `3`...) as v1, v2c or v3;
+    anything else unchanged, for the caller to refuse with the valid choices."""
+    if not isinstance(value, str):
+        return value
+    key = value.strip().lower().removeprefix("v").removeprefix("snmpv")
+    return {"1": "v1", "2": "v2c", "2c": "v2c", "3": "v3"}.get(key, value)
+
+
 def _norm_choice(value: str | None, choices: tuple[str, ...], what: str) -> str | None:
     if value is None or value == "":
         return None
@@ -108,7 +117,7 @@ class Device:
             raise RegistryError(f"host must be an IP address or a DNS name: {exc}") from None
         if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise RegistryError("port must be 1-65535")
-        self.version = _norm_choice(self.version, VERSIONS, "version") or "v2c"
+        self.version = _norm_choice(canonical_version(self.version), VERSIONS, "version") or "v2c"
         if not 1 <= int(self.interval_s) <= 86400:
             raise RegistryError("interval_s must be 1-86400 seconds")
         if not 0.1 <= float(self.timeout_s) <= 60:
