@@ -69,10 +69,13 @@ async def _run(app, files: list[str], job: IngestRequest) -> AsyncIterator[bytes
         src = app.sources.start_pcap(path, workers=job.workers, idle_timeout=job.idle_timeout,
                                      active_timeout=job.active_timeout)
         while src.state in ("starting", "running"):
-            yield _line(file=path, flows=summary.flows + src.flows, packets=summary.packets + src.packets)
+            yield _line(file=path, flows=summary.flows + src.flows, packets=summary.packets + src.flow_packets)
             await anyio.sleep(PROGRESS_EVERY_S)
-        summary.flows, summary.packets, summary.bytes = (summary.flows + src.flows, summary.packets + src.packets,
-                                                         summary.bytes + src.bytes)
+        summary.flows += src.flows
+        summary.packets += src.flow_packets
+        summary.bytes += src.flow_bytes
+        summary.frames += src.packets
+        summary.frame_bytes += src.bytes
         if src.state == "done":
             summary.files += 1
         else:

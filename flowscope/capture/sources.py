@@ -38,14 +38,18 @@ class Source:
     #: packets and bytes are every frame's (files: counted before metering), not only the flows'
     frames_counted: bool = False
     note: str | None = None
+    #: packets and bytes of the flows metered (what `ingest` and nDPI's reader report)
+    flow_packets: int = 0
+    flow_bytes: int = 0
 
     def count(self, rows: list[dict]) -> None:
         self.flows += len(rows)
-        if self.frames_counted:
-            return
-        for r in rows:
-            self.packets += r["PACKETS"]
-            self.bytes += r["TOTAL_BYTES"]
+        packets, nbytes = sum(r["PACKETS"] for r in rows), sum(r["TOTAL_BYTES"] for r in rows)
+        self.flow_packets += packets
+        self.flow_bytes += nbytes
+        if not self.frames_counted:
+            self.packets += packets
+            self.bytes += nbytes
 
     def counted_frames(self, packets: int, nbytes: int) -> None:
         self.packets, self.bytes, self.frames_counted = packets, nbytes, True

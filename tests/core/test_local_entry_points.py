@@ -95,8 +95,8 @@ async def test_ingest_hands_files_to_the_running_server(server):
     before = await count(server)
     res = cli(server.data_dir, "ingest", str(bfd))
     assert "Another server" not in res.stderr and "Cannot lock" not in res.stderr
-    summary = re.fullmatch(r"1 file\(s\): (\d+) flows, (\d+) packets, (\d+) bytes in [\d.]+ s \([\d,]+ packets/s\)",
-                           res.stdout.strip())
+    summary = re.fullmatch(r"1 file\(s\): (\d+) flows, (\d+) packets, (\d+) bytes in [\d.]+ s \([\d,]+ packets/s\); "
+                           r"\d+ frames, \d+ bytes read", res.stdout.strip())
     assert summary, res.stdout
     assert tuple(map(int, summary.groups())) == (flows, packets, octets)  # as nDPI's reader counts them
     assert await count(server) == before + flows  # stored in the running server, queryable at once
