@@ -129,7 +129,8 @@ def _check_tree(tree: exp.Expression, principal) -> None:
             raise GuardError("only read queries are allowed")
         if isinstance(node, exp.Table):
             _check_table(node, principal)
-        elif isinstance(node, exp.Anonymous) and not sql_functions.allowed(node.name):
+        elif (isinstance(node, exp.Anonymous) and not isinstance(node.parent, exp.Table)
+              and not sql_functions.allowed(node.name)):
             raise GuardError(f"function {node.name}() is not allowed; flowscope allows aggregates, arithmetic, "
                              "string, date/time, IP, array, conditional and hashing functions")
 

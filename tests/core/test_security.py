@@ -256,9 +256,21 @@ def test_worker_split_loses_nothing(tmp_path, name):
     assert grab(one) == grab(two)
 
 
-def test_data_dir_in_use_gives_one_line_reason(make_server):
-    s = make_server([], users={})
-    res = cli(s.data_dir, "ingest", str(DEMO), check=False)
+def test_data_dir_in_use_gives_one_line_reason(tmp_path):
+    """A data directory held by a process that serves nothing (a running `serve` takes the files
+    instead, see test_local_entry_points): one line saying why, no traceback."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import chdb, sys, time; c = chdb.connect(sys.argv[1]); c.query('SELECT 1'); "
+                               "print('held', flush=True); time.sleep(120)", str(tmp_path / "clickhouse")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = cli(tmp_path, "ingest", str(DEMO), check=False)
+    finally:
+        holder.kill()
+        holder.wait()
     assert res.returncode == 2
     ours = [line for line in res.stderr.splitlines() if line.startswith("flowscope:")]
     assert len(ours) == 1 and "another flowscope process" in ours[0] and "Traceback" not in res.stderr

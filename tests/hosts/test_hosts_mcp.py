@@ -13,12 +13,16 @@ from fsharness import call_tool, corpus_pcap
 CAPTURES = ("teams.pcap", "wechat.pcap")
 
 
-@pytest.fixture(scope="module")
-def server(make_server, tmp_path_factory):
-    s = make_server([arg for c in CAPTURES for arg in ("--pcap", str(corpus_pcap(c)))],
-                    data_dir=tmp_path_factory.mktemp("hosts-server"))
+def _start(make_server, data_dir):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    s = make_server([arg for c in CAPTURES for arg in ("--pcap", str(corpus_pcap(c)))], data_dir=data_dir)
     s.wait_sources_done()
     return s
+
+
+@pytest.fixture(scope="module")
+def server(make_server, tmp_path_factory):
+    return _start(make_server, tmp_path_factory.mktemp("hosts-server"))
 
 
 async def tool(server, name, args=None, token="admin", ok=True):
@@ -158,7 +162,8 @@ async def test_networks_and_interfaces(server):
     assert sc["interfaces"] == [] and "no live interface" in sc["note"]
 
 
-async def test_asset_inventory_survives_server_restart(server, make_server):
+async def test_asset_inventory_survives_server_restart(make_server, tmp_path):
+    server = _start(make_server, tmp_path / "restart")  # its own server: this test stops it
     await wait_for(server, "get_asset_info", {"key": "192.168.1.106@0"}, lambda sc: bool(sc["assets"]))
     before = (await tool(server, "get_asset_info", {"limit": 1000})).structured_content["assets"]
     server.stop()  # flushes the inventory at stop
