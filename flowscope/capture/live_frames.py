@@ -7,6 +7,7 @@ there, as libpcap does. Counts are handed over every `flush_s` seconds.
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -40,6 +41,11 @@ def count_frames(sock: socket.socket, stop: threading.Event, flush: Callable[[Fr
                 n, addr = sock.recvfrom_into(buf, len(buf), socket.MSG_TRUNC)
             except socket.timeout:
                 n = 0
+            except OSError as exc:
+                if exc.errno not in (errno.ENETDOWN, errno.ENXIO):
+                    raise
+                stop.wait(1.0)  # the interface is down: count again once it is up
+                continue
             if n:
                 hatype, pkttype = addr[3], addr[2]
                 if not (hatype == ARPHRD_LOOPBACK and pkttype == PACKET_OUTGOING):

@@ -68,7 +68,7 @@ class PacketService:
         if self.settings.retaining and app.config.interfaces and not dumpcap_available():
             raise RuntimeError("--retain-packets needs dumpcap (Debian package wireshark-common)")
         app.on_source(self._on_source)
-        app.on_flows(self._on_flows)
+        app.before_store(self._on_flows)  # indexed before the flows are visible: no window without packets
 
     # --- where packets go --------------------------------------------------------------------
     def _on_source(self, src: dict) -> None:
