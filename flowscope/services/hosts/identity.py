@@ -557,9 +557,9 @@ def learn_from_flow_rows(model: HostModel, rows: list[dict[str, Any]], app_name:
             vlan = int(r.get("VLAN_ID") or 0)
             ts = _ts(r.get("LAST_SEEN"))
             if r.get("SRC_MAC"):
-                model.observe_mac(src, _mac_of(r["SRC_MAC"]), ts, vlan)
+                model.observe_mac(src, r["SRC_MAC"], ts, vlan)
             if r.get("DST_MAC") and r.get("DST2SRC_PACKETS"):
-                model.observe_mac(dst, _mac_of(r["DST_MAC"]), ts, vlan)
+                model.observe_mac(dst, r["DST_MAC"], ts, vlan)
             app = (app_name(r) if app_name else r.get("L7_PROTO_NAME")) or ""
             master = app.split(".", 1)[0].upper()
             dom = (r.get("DOMAIN_NAME") or "").strip()
@@ -582,12 +582,6 @@ def learn_from_flow_rows(model: HostModel, rows: list[dict[str, Any]], app_name:
                     model.observe_service(dst, "udp", port, app if app != "Unknown" else "", ts, vlan)
         except Exception:
             log.debug("identity: bad flow row", exc_info=True)
-
-
-def _mac_of(v: Any) -> str:
-    from flowscope.services.hosts.netinfo import mac_text
-
-    return mac_text(v)
 
 
 def _ts(v: Any) -> float:

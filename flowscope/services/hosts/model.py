@@ -16,11 +16,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable
 
 from flowscope.services.hosts import osguess
 from flowscope.services.hosts.addresses import is_group_ip, is_group_mac
-from flowscope.services.hosts.netinfo import LocalNets, is_unicast_mac, mac_text, manufacturer
+from flowscope.services.hosts.netinfo import LocalNets, ipv4_int, is_unicast_mac, mac_text, manufacturer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ def host_key(ip: str, vlan: int) -> str:
 
 
 def canonical_ip(ip: str) -> str:
+    if ipv4_int(ip) is not None:  # dotted quads without leading zeros are canonical already
+        return ip
+    if isinstance(ip, str) and ":" not in ip:  # no IPv6 text; any IPv4 text was just refused
+        return ""
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
@@ -48,14 +53,32 @@ def canonical_ip(ip: str) -> str:
 
 
 def _skip_host(ip: str) -> bool:
+    if ipv4_int(ip) is not None:
+        return not host_ip(ip)
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
         return True
-    return a.is_multicast or a.is_unspecified or (a.version == 4 and int(a) == 0xFFFFFFFF)
+    return a.is_multicast or a.is_unspecified
 
 
-@dataclass
+def host_ip(ip: str) -> str:
+    """The canonical text of a host's address; '' for bad text, multicast, unspecified, broadcast."""
+    n = ipv4_int(ip)
+    if n is not None:
+        return "" if n == 0 or n == 0xFFFFFFFF or (n >> 28) == 0xE else ip
+    ip = canonical_ip(ip)
+    return "" if not ip or _skip_host(ip) else ip
+
+
+@lru_cache(maxsize=65536)
+def unicast_mac(mac) -> str:
+    """A unicast MAC as 'aa:bb:cc:dd:ee:ff', '' for none, zero, broadcast or multicast."""
+    text = mac_text(mac)
+    return text if text and is_unicast_mac(text) else ""
+
+
+@dataclass(slots=True)
 class Identity:
     """One host (type 'host', key ip@vlan) or one MAC (type 'mac' / 'network_device', key mac)."""
 
@@ -148,6 +171,12 @@ class Identity:
                 "manufacturer": self.manufacturer, "gateway_mac": self.gateway_mac, "type": self.type}
 
 
+@lru_cache(maxsize=4096)
+def _ua_evidence(ua: str) -> dict | None:
+    """OS evidence of a User-Agent (shared, read-only: `_add_evidence` copies it)."""
+    return osguess.from_user_agent(ua)
+
+
 def _iso(ts: float) -> str:
     if not ts:
         return ""
@@ -179,22 +208,59 @@ class HostModel:
         self._lock = threading.RLock()
         self.hosts: dict[str, Identity] = {}
         self.macs: dict[str, Identity] = {}
+        # indexes, so a flow costs a few lookups however many hosts are known
+        self._vlans: dict[str, set[int]] = {}  # ip -> VLANs other than 0 it was seen on
+        self._by_mac: dict[str, set[str]] = {}  # MAC -> keys of hosts whose own MAC it is
         self._version = 0
 
     # ---- access --------------------------------------------------------------------------
     def host(self, ip: str, vlan: int = 0, create: bool = True) -> Identity | None:
-        ip = canonical_ip(ip)
-        if not ip or _skip_host(ip):
+        h = self.hosts.get(f"{ip}@{vlan or 0}")  # known host, address already canonical
+        if h is not None:
+            return h
+        ip = host_ip(ip)
+        if not ip:
             return None
         key = host_key(ip, vlan)
         h = self.hosts.get(key)
         if h is None and create:
-            h = self.hosts[key] = Identity("host", key, ip=ip, vlan=int(vlan or 0), is_local=self.local.is_local(ip))
+            h = Identity("host", key, ip=ip, vlan=int(vlan or 0), is_local=self.local.is_local(ip))
+            self._add_host(h)
         return h
 
+    def _add_host(self, h: Identity) -> None:
+        self.hosts[h.key] = h
+        if h.vlan:
+            self._vlans.setdefault(h.ip, set()).add(h.vlan)
+        if h.mac:
+            self._by_mac.setdefault(h.mac, set()).add(h.key)
+
+    def _drop_host(self, key: str) -> None:
+        h = self.hosts.pop(key)
+        for index, value, item in ((self._vlans, h.ip, h.vlan), (self._by_mac, h.mac, key)):
+            items = index.get(value)
+            if items is not None:
+                items.discard(item)
+                if not items:
+                    del index[value]
+
+    def _set_host_mac(self, h: Identity, mac: str) -> None:
+        old = self._by_mac.get(h.mac)
+        if old is not None:
+            old.discard(h.key)
+            if not old:
+                del self._by_mac[h.mac]
+        h.mac = mac
+        if mac:
+            self._by_mac.setdefault(mac, set()).add(h.key)
+
+    def hosts_with_mac(self, mac: str) -> list[Identity]:
+        """Hosts whose own (link-layer) address is `mac`."""
+        return [self.hosts[k] for k in self._by_mac.get(mac, ())]
+
     def mac(self, mac: str, create: bool = True) -> Identity | None:
-        mac = mac_text(mac)
-        if not mac or not is_unicast_mac(mac):
+        mac = unicast_mac(mac) if isinstance(mac, (str, int)) else unicast_mac(mac_text(mac))
+        if not mac:
             return None
         m = self.macs.get(mac)
         if m is None and create:
@@ -207,7 +273,8 @@ class HostModel:
             if vlan is not None:
                 h = self.hosts.get(host_key(ip, vlan))
                 return [h] if h else []
-            return [h for h in self.hosts.values() if h.ip == ip]
+            keys = [host_key(ip, v) for v in [0, *sorted(self._vlans.get(ip, ()))]]
+            return [self.hosts[k] for k in keys if k in self.hosts]
 
     def get_mac(self, mac: str) -> Identity | None:
         with self._lock:
@@ -227,7 +294,7 @@ class HostModel:
                     ident.dirty = True
 
     # ---- observations --------------------------------------------------------------------
-    def observe_mac(self, ip: str, mac: str, ts: float, vlan: int = 0) -> None:
+    def observe_mac(self, ip: str, mac: str | int, ts: float, vlan: int = 0) -> None:
         """`ip` was the source (or target) address of a frame whose link-layer address is `mac`."""
         if is_group_mac(mac) or is_group_ip(ip):
             return  # a multicast/broadcast frame says nothing about who routes what
@@ -241,7 +308,8 @@ class HostModel:
             m.vlan = m.vlan or h.vlan
             if h.is_local:
                 if h.mac != m.mac:
-                    h.mac, h.dirty = m.mac, True
+                    self._set_host_mac(h, m.mac)
+                    h.dirty = True
                     h.is_gateway = m.type == "network_device"
                     _inherit(h, m)
                 if h.ip not in m.ips:
@@ -262,8 +330,8 @@ class HostModel:
                     if m.remote_ips >= GATEWAY_REMOTE_IPS and m.type != "network_device":
                         m.type, m.dirty = "network_device", True
                 if m.type == "network_device":
-                    for other in self.hosts.values():
-                        if other.mac == m.mac and not other.is_gateway:
+                    for other in self.hosts_with_mac(m.mac):
+                        if not other.is_gateway:
                             other.is_gateway, other.dirty = True, True
 
     def observe_name(self, ip: str, name: str, source: str, ts: float, vlan: int = 0, mac: str = "") -> None:
@@ -326,8 +394,8 @@ class HostModel:
                     _add_name(m, hostname, "dhcp", ts)
                 for ev in osguess.from_dhcp(vendor_class, prl):
                     _add_evidence(m, ev)
-                for other in self.hosts.values():
-                    if other.mac == m.mac and other.is_local:
+                for other in self.hosts_with_mac(m.mac):
+                    if other.is_local:
                         _inherit(other, m)
             if ip and canonical_ip(ip) and not _skip_host(ip):
                 if m is not None:
@@ -374,7 +442,7 @@ class HostModel:
             if ua not in h.user_agents:
                 h.user_agents = (h.user_agents + [ua[:300]])[-5:]
                 h.dirty = True
-        self.observe_os(ip, osguess.from_user_agent(ua), ts, vlan)
+        self.observe_os(ip, _ua_evidence(ua), ts, vlan)
 
     def set_score(self, ip: str, vlan: int, score: int | None = None, alerts: int | None = None) -> None:
         """For the alerts engine: the host's current score and alert count."""
@@ -425,7 +493,7 @@ class HostModel:
         if excess > 0:
             for key, _h in sorted(((k, h) for k, h in self.hosts.items() if not h.dirty),
                                   key=lambda kv: kv[1].last_seen)[:excess]:
-                del self.hosts[key]
+                self._drop_host(key)
 
     def load_rows(self, rows: Iterable[dict]) -> int:
         """Restore from assets rows (as selected by `HostsService.load`)."""
@@ -459,7 +527,9 @@ class HostModel:
                 ident.dirty = False
                 ident.persisted = ident.tracked()
                 if ident.type == "host":
-                    self.hosts[ident.key] = ident
+                    if ident.key in self.hosts:
+                        self._drop_host(ident.key)
+                    self._add_host(ident)
                 else:
                     self.macs[ident.key] = ident
                 n += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -34,9 +35,13 @@ class LocalNets:
 
     def __init__(self, networks: Iterable[Any] | None = None):
         self.networks = parse_networks(networks) or parse_networks(DEFAULT_LOCAL)
+        self._v4 = [(int(n.network_address), int(n.netmask)) for n in self.networks if n.version == 4]
         self.is_local = lru_cache(maxsize=65536)(self._is_local)
 
     def _is_local(self, ip: str) -> bool:
+        n = ipv4_int(ip)
+        if n is not None:  # the common case, without building an address object
+            return (n >> 28) != 0xE and n != 0 and any(n & mask == net for net, mask in self._v4)
         try:
             a = ipaddress.ip_address(ip)
         except ValueError:
@@ -56,27 +61,37 @@ class LocalNets:
         return ""
 
 
+def ipv4_int(ip: Any) -> int | None:
+    """A dotted-quad IPv4 address as a number, None for anything else (IPv6, bad text)."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def mac_text(value: Any) -> str:
     """Normalise a MAC (int, bytes or text) to 'aa:bb:cc:dd:ee:ff'; '' for none/zero."""
     if value is None or value == "" or value == 0:
         return ""
     if isinstance(value, int):
-        h = f"{value:012x}"
+        if not 0 < value < 1 << 48:
+            return ""
+        raw = value.to_bytes(6, "big")
     elif isinstance(value, (bytes, bytearray)):
         if len(value) != 6:
             return ""
-        h = value.hex()
+        raw = bytes(value)
     else:
         h = str(value).lower().replace(":", "").replace("-", "").replace(".", "")
         if len(h) != 12:
             return ""
         try:
-            int(h, 16)
+            raw = bytes.fromhex(h)
         except ValueError:
             return ""
-    if h == "000000000000" or h == "ffffffffffff":
+    if raw == b"\0\0\0\0\0\0" or raw == b"\xff\xff\xff\xff\xff\xff":
         return ""
-    return ":".join(h[i:i + 2] for i in range(0, 12, 2))
+    return raw.hex(":")
 
 
 def mac_number(mac: str) -> int:
