@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from flowscope.store import schema
 from flowscope.store.backend import Result, open_backend
+from flowscope.store.rollups import RollupFeed
 from flowscope.store.scopes import Scopes
 
 log = logging.getLogger(__name__)
+
+_ROLLUP_NAME = re.compile(r"\bts_\w+_(1m|5m|1h)\b|\bhourly_flows\b|\brollup_state\b")
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,16 @@ class Store:
         self.backend = open_backend(f"{data_dir}/clickhouse", clickhouse_url, lanes)
         self.kind = self.backend.kind
         self.scopes = Scopes(self)
+        self.rollups = RollupFeed(self)
 
     def migrate(self) -> None:
         """Create every registered table (idempotent); scope databases are remade on first use."""
         import flowscope.store.tables  # noqa: F401  (registers the tables of every service)
 
+        self.rollups.prepare()
         for stmt in schema.statements():
             self.backend.command(stmt)
+        self.rollups.load()
         self.load_ndpi_lookups()
         self.scopes.reset()
 
@@ -63,7 +70,11 @@ class Store:
 
     def query(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
               *, lane: str = "tools", database: str | None = None, lane_wait_s: float | None = None) -> Result:
-        """Run a read query. Tool queries (lane "tools") get the time and memory limits by default."""
+        """Run a read query. Tool queries (lane "tools") get the time and memory limits by default.
+
+        A query naming a rollup first rolls up the flows stored so far, so it sees every one."""
+        if lane != "write" and self.rollups.pending and _ROLLUP_NAME.search(sql):
+            self.rollups.catch_up()
         if lane == "tools":
             settings = {"max_execution_time": self.limits.timeout_s, "max_memory_usage": self.limits.max_memory,
                         **(settings or {})}
@@ -73,7 +84,17 @@ class Store:
         self.backend.command(sql, params)
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        return self.backend.insert(table, columns, rows)
+        if table != "flows":
+            return self.backend.insert(table, columns, rows)
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return 0
+        keep = [i for i, c in enumerate(columns) if c != "INSERT_SEQ"]
+        names = [columns[i] for i in keep] + ["INSERT_SEQ"]
+        with self.rollups.batch() as seq:  # numbered, so the rollups take each batch exactly once
+            if len(keep) == len(columns):
+                return self.backend.insert(table, names, ([*r, seq] for r in rows))
+            return self.backend.insert(table, names, ([r[i] for i in keep] + [seq] for r in rows))
 
     def insert_dicts(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert dict rows; missing columns take their DEFAULT."""
@@ -81,7 +102,11 @@ class Store:
             return 0
         stored = schema.TABLES[table].column_names()
         present = [c for c in stored if any(c in r for r in rows[:50])] or stored
-        return self.backend.insert(table, present, ([r.get(c) for c in present] for r in rows))
+        return self.insert(table, present, [[r.get(c) for c in present] for r in rows])
 
     def close(self) -> None:
+        try:
+            self.rollups.catch_up()  # e.g. `flowscope ingest` ending: its flows are in the rollups
+        except Exception:
+            log.exception("rollups: could not catch up before closing")
         self.backend.close()

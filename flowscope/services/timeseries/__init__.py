@@ -3,8 +3,10 @@
 Storage (DDL in flowscope/store/tables/timeseries.py):
   * `ts_<kind>_<res>` for kind in interface, host, application, category, country, asn and
     res in 1m, 5m, 1h: AggregatingMergeTree tables of SimpleAggregateFunction(sum) counters,
-    fed on insert by materialised views chained flows -> 1m -> 5m -> 1h.
+    fed by materialised views chained feed -> 1m -> 5m -> 1h.
   * `hourly_flows`: one row per hour, host pair, L4/L7 protocol and server port.
+  * Filled off the insert path (flowscope/store/rollups.py): every `rollup_seconds` (default 2)
+    and before any query naming a rollup, so answers cover every stored flow.
   * A flow row counts entirely in the bucket of its LAST_SEEN (ntopng-style).
   * Retention is a ClickHouse TTL per resolution, counted from when rows were written
     (`written`), so imported old captures are not dropped on arrival. Configure it in the
@@ -26,6 +28,7 @@ import re
 from datetime import datetime, timezone
 
 from flowscope.store import schema
+from flowscope.store.rollups import RollupFiller
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +39,30 @@ class TimeseriesService:
     def __init__(self, app):
         self.app = app
         self.retention = retention_days(app)
+        section = _section(app)
+        self.filler = RollupFiller(app.store.rollups, float(section.get("rollup_seconds", 2)))
+
+    async def start(self) -> None:
+        self.filler.start()
+
+    async def stop(self) -> None:
+        self.filler.stop()
+        self.app.store.rollups.catch_up()
 
     def record_interface_drops(self, interface_id: int, drops: int, when: datetime | None = None) -> None:
         """Capture components call this with packets dropped since their last call."""
         record_interface_drops(self.app.store, interface_id, drops, when)
 
 
-def retention_days(app) -> dict[str, int]:
-    section = {}
+def _section(app) -> dict:
     try:
-        section = app.config.section("timeseries") or {}
+        return app.config.section("timeseries") or {}
     except Exception:
-        pass
+        return {}
+
+
+def retention_days(app) -> dict[str, int]:
+    section = _section(app)
     out = {}
     for key, default in DEFAULT_RETENTION.items():
         value = section.get(f"retention_{key}_days", default)
@@ -98,6 +113,8 @@ def backfill(store) -> list[str]:
         select = views.get(f"mv_{first}")
         if not select or store.query(f"SELECT count() FROM `{last}`").scalar():
             continue
+        # the view reads new batches from the feed; the backfill reads every stored flow instead
+        select = re.sub(rf"(\w+\.)?`?{schema.ROLLUP_FEED}`?", "flows", select)
         store.command(f"INSERT INTO `{first}` {select}")  # cascades to 5m and 1h through the views
         done.append(first)
     return done

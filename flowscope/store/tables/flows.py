@@ -72,6 +72,8 @@ FLOWS = register(Table(
           "src2dst packets, src2dst bytes, dst2src packets, dst2src bytes): the "
           "meter counts them packet by packet; exporter flows are spread evenly over FIRST_SEEN..LAST_SEEN. "
           "Timeseries rollups use it, so minute volumes follow the packets"),
+        C("INSERT_SEQ", "UInt64", "Number of the insert batch that stored the row; the rollups "
+                                  "(ts_*, hourly_flows) are filled from batches after rollup_state.seq"),
         # Friendly aliases, computed on read
         C("SRC_IP", "String", "Client address as text, IPv4 or IPv6", alias=_ip_text.format(d="SRC")),
         C("DST_IP", "String", "Server address as text, IPv4 or IPv6", alias=_ip_text.format(d="DST")),
@@ -138,3 +140,4 @@ register_dictionary(
 
 # Data directories made before PER_MINUTE existed get the column (new ones have it already).
 register_view(f"ALTER TABLE flows ADD COLUMN IF NOT EXISTS PER_MINUTE {PER_MINUTE_TYPE}")
+register_view("ALTER TABLE flows ADD COLUMN IF NOT EXISTS `INSERT_SEQ` UInt64")

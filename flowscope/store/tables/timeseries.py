@@ -8,9 +8,21 @@ from dataclasses import dataclass
 from flowscope.store.schema import C, Column, Table, quote, register, register_view
 from flowscope.store.tables.flows import FLOWS
 
-# Rollups of `flows` at 1-minute, 5-minute and 1-hour resolution, fed on insert by materialised
-# views chained flows -> ts_<kind>_1m -> ts_<kind>_5m -> ts_<kind>_1h, plus ntopng's
-# `hourly_flows`. flowscope/services/timeseries queries them and applies the configured TTLs.
+# Rollups of `flows` at 1-minute, 5-minute and 1-hour resolution, plus ntopng's `hourly_flows`,
+# filled off the insert path (flowscope/store/rollups.py): new batches of `flows` are copied into
+# the Null table flows_rollup_feed, whose materialised views feed ts_<kind>_1m (chained on to 5m
+# and 1h) and hourly_flows. flowscope/services/timeseries queries them and applies the TTLs.
+ROLLUP_FEED = "flows_rollup_feed"
+ROLLUP_STATE = register(Table(
+    name="rollup_state",
+    comment="Rollup watermark: every flows row with INSERT_SEQ <= max(seq) is in the rollups.",
+    columns=(C("seq", "UInt64", "Last INSERT_SEQ of a batch rolled up"),),
+    order_by="seq",
+))
+register_view(f"CREATE TABLE IF NOT EXISTS `{ROLLUP_FEED}` AS flows ENGINE = Null "
+              f"COMMENT 'Keeps nothing: new flows batches pass through it to fill the rollups'")
+register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_rollup_state` TO `rollup_state` AS "
+              f"SELECT max(INSERT_SEQ) AS seq FROM `{ROLLUP_FEED}`")
 
 TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
 TS_ATTRIBUTION = (
@@ -79,8 +91,8 @@ def _ts_register(r: Rollup) -> Rollup:
         register(Table(
             name=name,
             comment=(f"{r.what}, one row per {res} bucket (`time`, UTC) and key. {TS_ATTRIBUTION} "
-                     f"Fed on insert by materialised view mv_{name}"
-                     + (f" from {prev}" if prev else " from flows") +
+                     f"Fed by materialised view mv_{name}"
+                     + (f" from {prev}" if prev else f" from new flows batches ({ROLLUP_FEED})") +
                      f"; query with sum() and GROUP BY (rows merge lazily). Retention: "
                      f"[timeseries] retention_{res}_days (default {days}) after `written`."),
             columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket"),) + r.dims
@@ -96,14 +108,15 @@ def _ts_register(r: Rollup) -> Rollup:
             dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
             msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
             select = (f"SELECT toDateTime(m.1) AS time, {dims}, {msum}, now() AS written "
-                      f"FROM flows {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} GROUP BY time, {keys}")
+                      f"FROM `{ROLLUP_FEED}` {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} "
+                      f"GROUP BY time, {keys}")
             # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
             register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
         else:
             select = (f"SELECT {_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
                       f"FROM `{prev}` GROUP BY time, {keys}")
         register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_{name}` TO `{name}` AS {select} "
-                      f"COMMENT {quote(f'Feeds {name} on every insert into ' + (prev or 'flows'))}")
+                      f"COMMENT {quote(f'Feeds {name} on every insert into ' + (prev or ROLLUP_FEED))}")
         prev = name
     return r
 
@@ -225,6 +238,6 @@ register_view(
     "toStartOfHour(flows.LAST_SEEN) AS FLOW_TIME, " + ", ".join(_HF_KEYS) + ", min(flows.FIRST_SEEN) AS "
     "FIRST_SEEN, max(flows.LAST_SEEN) AS LAST_SEEN, count() AS NUM_FLOWS, "
     + ", ".join(f"sum(toUInt64(flows.{k})) AS {k}" for k in _HF_SUMS)
-    + ", groupBitOr(flows.FLOW_RISK) AS FLOW_RISK, now() AS written FROM flows GROUP BY FLOW_TIME, "
-    + ", ".join(_HF_KEYS) + " COMMENT 'Feeds hourly_flows on every insert into flows'"
+    + f", groupBitOr(flows.FLOW_RISK) AS FLOW_RISK, now() AS written FROM `{ROLLUP_FEED}` AS flows GROUP BY "
+    "FLOW_TIME, " + ", ".join(_HF_KEYS) + f" COMMENT 'Feeds hourly_flows on every insert into {ROLLUP_FEED}'"
 )

@@ -1,0 +1,136 @@
+"""Rollups filled off the insert path, exactly once per flow row.
+
+Inserting into `flows` runs nothing but the insert. Each insert into `flows` gets the next
+`INSERT_SEQ` (a batch number) under a lock, so when the lock is free every batch up to the last
+number is stored. `catch_up()` then copies the batches after the watermark with one
+`INSERT INTO flows_rollup_feed SELECT … FROM flows WHERE INSERT_SEQ IN (watermark, last]`: the feed
+is a Null table (it keeps nothing) whose materialised views fill every rollup (ts_*_1m and their
+5m/1h chains, hourly_flows) and record the new watermark in `rollup_state`, in the same insert.
+A restart resumes from that watermark, so no batch is counted twice or missed.
+
+`catch_up()` runs on a timer (the timeseries component) and before any read of a rollup
+(`flowscope.services.timeseries` and the hosts queries), so answers always cover every stored flow.
+Rows stored without a batch number (INSERT_SEQ = 0: data written before this scheme) were rolled
+up by the old insert-time views and are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+FEED = "flows_rollup_feed"
+STATE = "rollup_state"
+
+
+class RollupFeed:
+    def __init__(self, store: Any):
+        self.store = store
+        self._insert_lock = threading.Lock()  # held from taking a batch number to the insert's end
+        self._fill_lock = threading.Lock()
+        self.last_seq = 0  # last batch number handed out (its insert may be running)
+        self.done_seq = 0  # every batch up to here is in the rollups
+        self.filled_rows = 0
+        self.fill_seconds = 0.0
+
+    def prepare(self) -> None:
+        """Before the schema is applied: drop what an older layout left (views that rolled up
+        inside every insert into `flows`, a feed whose columns no longer match `flows`)."""
+        rows = self.store.query(
+            "SELECT name, engine, create_table_query FROM system.tables WHERE database = currentDatabase() "
+            "AND (engine = 'MaterializedView' OR name = {feed:String})", {"feed": FEED}, lane="write").rows
+        feed_stale = False
+        if any(name == FEED for name, _e, _q in rows):
+            cols = self.store.query(
+                "SELECT table, groupArray(name) FROM (SELECT table, name FROM system.columns WHERE database = "
+                "currentDatabase() AND table IN ('flows', {feed:String}) ORDER BY position) GROUP BY table",
+                {"feed": FEED}, lane="write").rows
+            by_table = {t: c for t, c in cols}
+            feed_stale = by_table.get("flows") != by_table.get(FEED) or not schema_has_seq(by_table.get("flows"))
+        for name, engine, create in rows:
+            if engine != "MaterializedView":
+                continue
+            reads_flows = f"`{FEED}`" not in create and FEED not in create and name.startswith(("mv_ts_", "mv_hourly"))
+            if reads_flows and name.endswith(("_1m", "hourly_flows")) or (feed_stale and FEED in create):
+                self.store.command(f"DROP VIEW IF EXISTS `{name}`")
+        if feed_stale:
+            self.store.command(f"DROP TABLE IF EXISTS `{FEED}`")
+
+    def load(self) -> None:
+        """Batch numbers and watermark from the store (at start)."""
+        # lane "write": these reads must not trigger a catch-up themselves
+        self.done_seq = int(self.store.query(f"SELECT max(seq) FROM `{STATE}`", lane="write").scalar() or 0)
+        self.last_seq = int(self.store.query("SELECT max(INSERT_SEQ) FROM flows", lane="write").scalar() or 0)
+
+    @contextmanager
+    def batch(self) -> Iterator[int]:
+        """The batch number of one insert into `flows`; the insert must run inside the block."""
+        with self._insert_lock:
+            self.last_seq += 1
+            yield self.last_seq
+
+    @property
+    def pending(self) -> bool:
+        return self.last_seq > self.done_seq
+
+    def catch_up(self) -> int:
+        """Roll up every stored batch not yet rolled up; returns the flow rows rolled up."""
+        if not self.pending:
+            return 0
+        with self._fill_lock:
+            with self._insert_lock:  # no insert in flight: every batch up to last_seq is stored
+                hi = self.last_seq
+            lo = self.done_seq
+            if hi <= lo:
+                return 0
+            t0 = time.perf_counter()
+            n = int(self.store.query("SELECT count() FROM flows WHERE INSERT_SEQ > {lo:UInt64} AND "
+                                     "INSERT_SEQ <= {hi:UInt64}", {"lo": lo, "hi": hi}, lane="write").scalar() or 0)
+            if n:
+                self.store.command(
+                    f"INSERT INTO `{FEED}` SELECT * FROM flows WHERE INSERT_SEQ > {{lo:UInt64}} "
+                    f"AND INSERT_SEQ <= {{hi:UInt64}} SETTINGS max_partitions_per_insert_block = 0",
+                    {"lo": lo, "hi": hi})
+            else:  # batches that stored nothing: just move the watermark
+                self.store.insert(STATE, ["seq"], [[hi]])
+            self.done_seq = hi
+            self.filled_rows += n
+            self.fill_seconds += time.perf_counter() - t0
+            return n
+
+
+def schema_has_seq(columns) -> bool:
+    return bool(columns) and "INSERT_SEQ" in columns
+
+
+class RollupFiller:
+    """Calls `catch_up()` every `interval` seconds in a thread of its own."""
+
+    def __init__(self, feed: RollupFeed, interval: float = 2.0):
+        self.feed = feed
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rollup-filler", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.feed.catch_up()
+            except Exception:
+                log.exception("rollups: could not catch up (will retry)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
