@@ -17,9 +17,11 @@ up by the old insert-time views and are left alone.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,9 @@ class RollupFeed:
             n = int(self.store.query("SELECT count() FROM flows WHERE INSERT_SEQ > {lo:UInt64} AND "
                                      "INSERT_SEQ <= {hi:UInt64}", {"lo": lo, "hi": hi}, lane="write").scalar() or 0)
             if n:
+                cols = ", ".join(f"`{c}`" for c in feed_columns())
                 self.store.command(
-                    f"INSERT INTO `{FEED}` SELECT * FROM flows WHERE INSERT_SEQ > {{lo:UInt64}} "
+                    f"INSERT INTO `{FEED}` ({cols}) SELECT {cols} FROM flows WHERE INSERT_SEQ > {{lo:UInt64}} "
                     f"AND INSERT_SEQ <= {{hi:UInt64}} SETTINGS max_partitions_per_insert_block = 0",
                     {"lo": lo, "hi": hi})
             else:  # batches that stored nothing: just move the watermark
@@ -102,6 +105,18 @@ class RollupFeed:
             self.filled_rows += n
             self.fill_seconds += time.perf_counter() - t0
             return n
+
+
+@lru_cache(maxsize=1)
+def feed_columns() -> tuple[str, ...]:
+    """The stored columns of `flows` that the rollup views read (others are left out of the copy)."""
+    from flowscope.store import schema
+
+    words = set(re.findall(r"\w+", " ".join(v for v in schema.VIEWS if FEED in v)))
+    for col in schema.FLOWS.columns:
+        if col.alias and col.name in words:
+            words |= set(re.findall(r"\w+", col.alias))
+    return tuple(c.name for c in schema.FLOWS.columns if not c.alias and c.name in words)
 
 
 def schema_has_seq(columns) -> bool:
