@@ -112,7 +112,7 @@ def feed_columns() -> tuple[str, ...]:
     """The stored columns of `flows` that the rollup views read (others are left out of the copy)."""
     from flowscope.store import schema
 
-    words = set(re.findall(r"\w+", " ".join(v for v in schema.VIEWS if FEED in v)))
+    words = set(re.findall(r"\w+", " ".join(v for v in schema.views() if FEED in v)))
     for col in schema.FLOWS.columns:
         if col.alias and col.name in words:
             words |= set(re.findall(r"\w+", col.alias))

@@ -103,6 +103,12 @@ def register_dictionary(ddl: str, source: Table) -> str:
     return ddl
 
 
+def views() -> list[str]:
+    """The statements that run after every table exists (views, ALTERs, the rollup feed), in order."""
+    importlib.import_module(DOMAINS)  # each domain registers its views when imported
+    return list(_VIEWS)
+
+
 def statements() -> list[str]:
     """All DDL statements, in order: dictionary tables, dictionaries, the other tables, views."""
     importlib.import_module(DOMAINS)  # each domain registers its tables when imported
