@@ -59,7 +59,7 @@ def sources(app, scope: Scope) -> tuple[list[dict[str, Any]], int]:
     """(sources with counters and `live_flows`, flows stored), as `scope` may see them."""
     items, live = _all_sources(app), _live_counts(app, scope)
     if not scope.restricted:
-        return [dict(s, live_flows=live.get(s["id"], 0)) for s in items], app.writer.written
+        return [dict(s, live_flows=live.get(s["id"], 0)) for s in items], app.store.flows_stored
     stored = _stored_counts(app, scope)
     out = []
     for s in items:

@@ -39,6 +39,8 @@ class Store:
         self.kind = self.backend.kind
         self.scopes = Scopes(self)
         self.rollups = RollupFeed(self)
+        #: rows in `flows`: counted at start, then every insert through this Store (any writer)
+        self.flows_stored = 0
 
     def migrate(self) -> None:
         """Create every registered table (idempotent); scope databases are remade on first use."""
@@ -48,6 +50,7 @@ class Store:
         for stmt in schema.statements():
             self.backend.command(stmt)
         self.rollups.load()
+        self.flows_stored = int(self.query("SELECT count() FROM flows", lane="write").scalar() or 0)
         self.load_ndpi_lookups()
         self.scopes.reset()
 
@@ -93,8 +96,11 @@ class Store:
         names = [columns[i] for i in keep] + ["INSERT_SEQ"]
         with self.rollups.batch() as seq:  # numbered, so the rollups take each batch exactly once
             if len(keep) == len(columns):
-                return self.backend.insert(table, names, ([*r, seq] for r in rows))
-            return self.backend.insert(table, names, ([r[i] for i in keep] + [seq] for r in rows))
+                n = self.backend.insert(table, names, ([*r, seq] for r in rows))
+            else:
+                n = self.backend.insert(table, names, ([r[i] for i in keep] + [seq] for r in rows))
+            self.flows_stored += n
+            return n
 
     def insert_dicts(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert dict rows; missing columns take their DEFAULT."""
