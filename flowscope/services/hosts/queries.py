@@ -124,22 +124,139 @@ ORDER = {"bytes": "bytes", "flows": "flows", "score": "score", "packets": "packe
          "bytes_sent": "bytes_sent", "bytes_rcvd": "bytes_rcvd"}
 
 
+# Both ends of every flow from one scan, keyed by the numeric address (text only for the answer)
+_NUM_SIDES = (
+    "SELECT IP_PROTOCOL_VERSION AS ver, side.1 AS a4, side.2 AS a6, VLAN_ID AS vlan, side.3 AS s_bytes, "
+    "side.4 AS r_bytes, side.5 AS s_pkts, side.6 AS r_pkts, side.7 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE, "
+    "side.8 AS country FROM flows ARRAY JOIN ["
+    "tuple(IPV4_SRC_ADDR, IPV6_SRC_ADDR, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, 1, "
+    "SRC_COUNTRY_CODE), "
+    "tuple(IPV4_DST_ADDR, IPV6_DST_ADDR, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, "
+    "DST_COUNTRY_CODE)] AS side WHERE {where}"
+)
+_IP_TEXT = "if(ver = 4, IPv4NumToString(a4), IPv6NumToString(a6))"
+
+
+def host_totals_sql(where: str, host_where: str = "1") -> str:
+    """Per-host totals (ip, vlan, TOTALS, bytes, packets, country_code) of the flows matching
+    `where`; `host_where` is a condition on the host's text address `ip` (our own SQL only)."""
+    return (f"SELECT {_IP_TEXT} AS ip, vlan, bytes_sent, bytes_rcvd, packets_sent, packets_rcvd, flows, "
+            "flows_as_client, flows_as_server, first_seen, last_seen, score, bytes_sent + bytes_rcvd AS bytes, "
+            "packets_sent + packets_rcvd AS packets, country_code FROM ("
+            f"SELECT ver, a4, a6, vlan, {TOTALS}, max(country) AS country_code "
+            f"FROM ({_NUM_SIDES.format(where=where)}) GROUP BY ver, a4, a6, vlan) WHERE {host_where}")
+
+
+# What the client and the server side of a flow add to each ranking key
+_SIDE_METRIC = {"bytes": ("SRC2DST_BYTES + DST2SRC_BYTES",) * 2, "packets": ("SRC2DST_PACKETS + DST2SRC_PACKETS",) * 2,
+                "flows": ("1", "1"), "score": ("SCORE", "SCORE"), "bytes_sent": ("SRC2DST_BYTES", "DST2SRC_BYTES"),
+                "bytes_rcvd": ("DST2SRC_BYTES", "SRC2DST_BYTES")}
+
+
+def _top_keys(where: str, order: str) -> str:
+    """SQL giving (ver, a4, a6, vlan) of the top {lim} hosts by `order` (ties kept): IPv4 hosts
+    ranked on one 64-bit key (VLAN and address), IPv6 hosts apart; the overall top is among both."""
+    src, dst = _SIDE_METRIC.get(order, _SIDE_METRIC["bytes"])
+
+    def ranked(key: str, cols: str, ver: int) -> str:
+        sides = " UNION ALL ".join(
+            f"SELECT {key.format(d=d)}, {m} AS m FROM flows WHERE ({where}) AND IP_PROTOCOL_VERSION = {ver}"
+            for d, m in (("SRC", src), ("DST", dst)))
+        return f"SELECT {cols} FROM ({sides}) GROUP BY {cols} ORDER BY sum(m) DESC LIMIT {{lim:UInt32}} WITH TIES"
+
+    v4 = ranked("bitOr(bitShiftLeft(toUInt64(VLAN_ID), 32), IPV4_{d}_ADDR) AS k", "k", 4)
+    v6 = ranked("IPV6_{d}_ADDR AS a6, VLAN_ID AS vlan", "a6, vlan", 6)
+    return (f"SELECT toUInt8(4) AS ver, toUInt32(bitAnd(k, 4294967295)) AS a4, toIPv6('::') AS a6, "
+            f"toUInt16(bitShiftRight(k, 32)) AS vlan FROM ({v4}) "
+            f"UNION ALL SELECT toUInt8(6), toUInt32(0), a6, vlan FROM ({v6})")
+
+
+#: per-host aggregations over millions of hosts spill to disk rather than fail on the memory limit
+HOST_SETTINGS = {"max_bytes_before_external_group_by": 700_000_000}
+
+
 def all_hosts(store, begin: float | None = None, end: float | None = None, visible_sql: str = "1",
               order: str = "bytes", limit: int = 100, local_sql: str | None = None,
-              extra_where: str = "1", extra_params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+              extra_where: str = "1", extra_params: dict[str, Any] | None = None,
+              principal: Any = None) -> list[dict[str, Any]]:
     """Per-host totals over `flows` (grouped by ip and VLAN), ordered and limited.
 
     `visible_sql` / `local_sql` are boolean SQL over the column `ip` built by our own code
-    (Principal.sql_filter(["ip"]) / local_sql_filter)."""
+    (Principal.sql_filter(["ip"]) / local_sql_filter). Hosts are grouped by their numeric address
+    and formatted as text only when a filter needs it, or for the answer; given the `principal`,
+    flows are first narrowed to those with an end inside its networks (numeric, cheap). Without a
+    host filter the top hosts are found on the ranking metric alone (ties kept), and only they are
+    totalled."""
     params: dict[str, Any] = dict(extra_params or {})
     params["lim"] = int(limit)
-    where = f"({time_where(begin, end, params)}) AND ({extra_where})"
+    flows_scope = principal.flows_filter() if principal is not None else "1"
+    where = f"({time_where(begin, end, params)}) AND ({extra_where}) AND ({flows_scope})"
     key = ORDER.get(order, "bytes")
     hw = visible_sql if local_sql is None else f"({visible_sql}) AND ({local_sql})"
-    return store.query(
-        f"SELECT ip, vlan, {TOTALS}, bytes_sent + bytes_rcvd AS bytes, packets_sent + packets_rcvd AS packets, "
-        f"any(country) AS country_code FROM {host_sides(where)} WHERE {hw} GROUP BY ip, vlan "
-        f"ORDER BY {key} DESC, ip LIMIT {{lim:UInt32}}", params).dicts()
+    if hw.strip() in ("1", "(1)"):
+        where = f"({where}) AND (IP_PROTOCOL_VERSION, side.1, side.2, VLAN_ID) IN ({_top_keys(where, key)})"
+    totals = host_totals_sql(where, hw)
+    return store.query(f"SELECT * FROM ({totals}) ORDER BY {key} DESC, ip LIMIT {{lim:UInt32}}", params,
+                       settings=HOST_SETTINGS).dicts()
+
+
+# Address ranges that are not global (Python's ipaddress `is_global` false): hosts there have no country
+NOT_GLOBAL = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+              "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+              "203.0.113.0/24", "224.0.0.0/3", "::/127", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64",
+              "2001::/23", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8")
+
+
+def country_totals(store, begin: float | None, end: float | None, principal: Any, order: str = "bytes",
+                   limit: int = 10) -> tuple[list[dict[str, Any]], int, bool]:
+    """Countries of the hosts in the flows history, from the country codes stored with each flow:
+    ([{country_code, hosts, bytes, bytes_sent, bytes_rcvd, flows, score, top_hosts}], hosts with a
+    global address but no country, more countries than `limit`). A host's country is the code
+    stored on its side of its flows; every total is summed over those sides (one scan each)."""
+    params: dict[str, Any] = {"lim": int(limit) + 1}
+    where = f"({time_where(begin, end, params)}) AND ({principal.flows_filter()})"
+    visible = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")})
+    sides = f"({_NUM_SIDES.format(where=where)}) WHERE ({visible})"
+    key = {"hosts": "hosts", "score": "score", "flows": "flows"}.get(order, "bytes")
+    rows = store.query(
+        "SELECT country AS country_code, uniqExact(ver, a4, a6, vlan) AS hosts, sum(s_bytes + r_bytes) AS bytes, "
+        "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, count() AS flows, sum(SCORE) AS score "
+        f"FROM {sides} AND country != '' GROUP BY country ORDER BY {key} DESC, country_code LIMIT {{lim:UInt32}}",
+        params, settings=HOST_SETTINGS).dicts()
+    rows, more = rows[:limit], len(rows) > limit
+    if rows:
+        for i, r in enumerate(rows):
+            params[f"c{i}"] = r["country_code"]
+        codes = ", ".join(f"{{c{i}:String}}" for i in range(len(rows)))
+        # per (country, host) bytes: IPv4 hosts on one 64-bit key, formatted after the top 5 are kept
+        key = "if(ver = 4, bitOr(bitShiftLeft(toUInt64(vlan), 32), a4), 0) AS k4, if(ver = 4, toIPv6('::'), a6) AS k6"
+        top = store.query(
+            "SELECT country, if(k4 != 0 OR k6 = toIPv6('::'), IPv4NumToString(toUInt32(bitAnd(k4, 4294967295))), "
+            f"IPv6NumToString(k6)) AS ip FROM (SELECT country, {key}, sum(s_bytes + r_bytes) AS b "
+            f"FROM {sides} AND country IN ({codes}) GROUP BY country, k4, k6 ORDER BY country, b DESC, k4, k6 "
+            "LIMIT 5 BY country)", params, settings=HOST_SETTINGS).rows
+        by_country: dict[str, list[str]] = {}
+        for cc, ip in top:
+            by_country.setdefault(cc, []).append(ip)
+        for r in rows:
+            r["top_hosts"] = by_country.get(r["country_code"], [])
+    unknown = store.query(
+        f"SELECT uniqExact(ver, a4, a6, vlan) FROM {sides} AND country = '' AND NOT "
+        f"{cidr_sql(_IP_TEXT, NOT_GLOBAL)}", params, settings=HOST_SETTINGS).scalar()
+    return rows, int(unknown or 0), more
+
+
+def network_totals(store, network: Any, principal: Any) -> dict[str, int]:
+    """Hosts seen inside `network` and the bytes they sent and received (numeric comparisons)."""
+    net = ipaddress.ip_network(str(network), strict=False)
+    lo, hi = net.network_address, net.broadcast_address
+    inside = (f"ver = 4 AND a4 BETWEEN {int(lo)} AND {int(hi)}" if net.version == 4 else
+              f"ver = 6 AND a6 BETWEEN toIPv6('{lo}') AND toIPv6('{hi}')")
+    sides = _NUM_SIDES.format(where=principal.flows_filter())
+    vis = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")})
+    r = store.query(f"SELECT uniqExact(ver, a4, a6) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM ({sides}) "
+                    f"WHERE ({inside}) AND ({vis})").dicts()[0]
+    return {"hosts": int(r["hosts"]), "bytes_sent": int(r["s"]), "bytes_rcvd": int(r["r"])}
 
 
 def cidr_sql(column: str, networks: Iterable[Any]) -> str:

@@ -3,7 +3,6 @@ limited to networks sees only hosts inside them (their totals count all their fl
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from flowscope.auth import Scope
@@ -13,37 +12,16 @@ from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.details import name_of
 
-COUNTRY_TOTALS = ("hosts", "bytes", "bytes_sent", "bytes_rcvd", "flows", "score")
-
-
 def countries(app, scope: Scope, by: str = "bytes", begin: str | None = None, end: str | None = None,
               limit: int = 20) -> dict[str, Any]:
-    """Countries of the visible hosts, ranked by `by`, with each one's top 5 hosts."""
-    hosts = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), "bytes", 200_000)
-    agg: dict[str, dict[str, Any]] = {}
-    unknown = 0
+    """Countries of the visible hosts, ranked by `by`, with each one's top 5 hosts: summed in SQL
+    from the country codes stored with each flow."""
+    rows, unknown, more = host_queries.country_totals(app.store, parse_time(begin), parse_time(end), scope.principal,
+                                                      by, limit)
     g = geo_mod.geo()
-    for h in hosts:
-        info = g.lookup(h["ip"])
-        if not info.country_code:
-            unknown += _is_global(h["ip"])
-            continue
-        a = agg.setdefault(info.country_code, dict(dict.fromkeys(COUNTRY_TOTALS, 0), top_hosts=[],
-                                                   country_code=info.country_code, country_name=info.country_name))
-        a["hosts"] += 1
-        for k in COUNTRY_TOTALS[1:]:
-            a[k] += h[k]
-        if len(a["top_hosts"]) < 5:
-            a["top_hosts"].append(h["ip"])
-    ranked = sorted(agg.values(), key=lambda a: (-a[by], a["country_code"]))
-    return {"countries": ranked[:limit], "unknown_hosts": unknown, "truncated": len(ranked) > limit}
-
-
-def _is_global(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_global
-    except ValueError:
-        return False
+    for r in rows:
+        r["country_name"] = g.lookup(r["top_hosts"][0]).country_name if r["top_hosts"] else ""
+    return {"countries": rows, "unknown_hosts": unknown, "truncated": more}
 
 
 def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: str = "history",
@@ -62,7 +40,7 @@ def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: st
         nets = svc.local.networks
         local_sql = {"local": host_queries.cidr_sql("ip", nets), "remote": "NOT " + host_queries.cidr_sql("ip", nets)}.get(where)
         rows = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), by, limit + 1,
-                           local_sql)
+                                      local_sql, principal=scope.principal)
     out = []
     for r in rows[:limit]:
         local = svc.local.is_local(r["ip"])
@@ -80,9 +58,6 @@ def local_networks(app, scope: Scope, with_traffic: bool = True) -> dict[str, An
             continue
         info: dict[str, Any] = {"network": str(n)}
         if with_traffic:
-            r = app.store.query(
-                f"SELECT uniqExact(ip) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM {host_queries.host_sides()} "
-                f"WHERE {host_queries.cidr_sql('ip', [n])} AND {scope.sql(['ip'])}").dicts()[0]
-            info.update(hosts=int(r["hosts"]), bytes_sent=int(r["s"]), bytes_rcvd=int(r["r"]))
+            info.update(host_queries.network_totals(app.store, n, scope.principal))
         out.append(info)
     return {"networks": out, "source": app.config.source_of("local_networks")}
