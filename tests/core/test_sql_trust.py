@@ -197,7 +197,7 @@ HEAVY = "SELECT count() FROM numbers(40000000000) WHERE cityHash64(number) % 7 =
 SMALL_CALLS = [("get_live_flows", {"limit": 5}), ("list_tables", {}), ("get_historical_flow", {"limit": 5})]
 
 
-async def _small_call_latencies(server, count: int = 30) -> list[float]:
+async def _small_call_latencies(server, count: int = 60) -> list[float]:
     latencies = []
     async with mcp_session(server, token="restricted2") as s, httpx.AsyncClient() as http:
         for i in range(count):

@@ -79,6 +79,7 @@ class Snmpd:
                                       str(self.root / "snmpd.log")], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_answer(self.port, COMMUNITY)
+        self.started = time.monotonic()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
