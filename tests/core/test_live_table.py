@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flowscope.flows.live import LiveTable
+import pytest
+
+from flowscope.flows import live as live_module
+from flowscope.flows.live import FlowGone, LiveTable
 from flowscope.flows.record import community_id
 
 
@@ -64,3 +67,71 @@ def test_segments_merge_their_minutes_and_a_reversed_segment_joins_its_flow():
     (f,) = live.flows()
     assert (f.PACKETS, f.SRC2DST_PACKETS, f.DST2SRC_PACKETS, f.DST2SRC_BYTES) == (7, 5, 2, 5 * 40 + 200)
     assert f.as_row()["PER_MINUTE"] == [(60, 3, 180, 0, 0), (120, 2, 120, 2, 200)]
+
+
+def test_rows_come_back_as_they_went_in_ipv4_and_ipv6_and_slots_are_reused(monkeypatch):
+    monkeypatch.setattr(live_module, "GRACE_S", 0.0)
+    live = LiveTable()
+    v6 = seg(10.0, 11.0, 2, "DNS", SRC_IP="2001:db8::1", DST_IP="2001:db8::53", IP_PROTOCOL_VERSION=6,
+             PROTOCOL=17, IP_DST_PORT=53, CLIENT_FINGERPRINT="", USER_AGENT="")
+    v4 = seg(10.0, 12.0, 3, "HTTP", USER_AGENT="curl/8", SRC_MAC=0x020000000001, VLAN_ID=7, SRC_COUNTRY_CODE="IT")
+    live.merge_segment(v6)
+    live.merge_segment(v4)
+    rows = {r["IP_PROTOCOL_VERSION"]: r for r in live.snapshot()}
+    for want in (v4, v6):
+        got = rows[want["IP_PROTOCOL_VERSION"]]
+        for name, value in want.items():
+            assert got[name] == value, name
+    assert rows[6]["IPV6_SRC_ADDR"] == "2001:db8::1" and rows[6]["IPV4_SRC_ADDR"] == 0
+    views = live.flows()
+    live.merge_segment(seg(12.5, 13.0, 1, "HTTP", VLAN_ID=7))  # same flow as v4: views see the new counters
+    assert sorted(f.PACKETS for f in views) == [2, 4]
+    taken = live.sweep()
+    assert sorted(f.PACKETS for f in taken) == [2, 4] and len(live) == 0
+    live.merge_segment(seg(20.0, 21.0, 9, IP_SRC_PORT=1))  # reuses a freed slot, nothing left over from before
+    (f,) = live.flows()
+    assert (f.PACKETS, f.USER_AGENT, f.VLAN_ID, f.SRC_IP, f.SRC_COUNTRY_CODE) == (9, "", 0, "10.0.0.1", "")
+    assert f.as_row().get("PER_MINUTE") is None
+    assert sorted(x.PACKETS for x in taken) == [2, 4]  # taken flows are copies
+
+
+def test_same_addresses_on_other_interfaces_vlans_or_ports_are_other_flows():
+    live = LiveTable()
+    for extra in ({}, {"INTERFACE_ID": 2}, {"VLAN_ID": 5}, {"IP_DST_PORT": 80}, {"PROTOCOL": 17},
+                  {"SRC_IP": "10.0.0.3"}, {"DST_IP": "::1", "IP_PROTOCOL_VERSION": 6}):
+        live.merge_segment(seg(1.0, 2.0, 1, **extra))
+        live.merge_segment(seg(2.0, 3.0, 1, **extra))
+    assert len(live) == 7 and all(f.PACKETS == 2 for f in live.flows())
+
+
+def test_minutes_of_long_flows_stay_exact_in_any_order_and_beyond_32_bits():
+    live = LiveTable()
+    big = 5_000_000_000  # more packets in one minute than the slot's own cell holds
+    cells = [[(600, 1, 100, 0, 0)], [(540, 2, 200, 1, 50), (600, 1, 10, 0, 0)], [(660, 3, 30, 3, 30)],
+             [(600, big, big * 60, 0, 0)], [(601, 1, 1, 0, 0)], [(540, 1, 1, 1, 1)]]
+    want: dict[int, list[int]] = {}
+    for i, c in enumerate(cells):
+        live.merge_segment(seg(540.0 + i, 541.0 + i, 1, PER_MINUTE=c))
+        for t, *counters in c:
+            want[t] = [a + b for a, b in zip(want.get(t, [0, 0, 0, 0]), counters)]
+    (f,) = live.flows()
+    assert f.as_row()["PER_MINUTE"] == [(t, *v) for t, v in sorted(want.items())]
+    (taken,) = live.sweep()
+    assert taken.as_row()["PER_MINUTE"] == [(t, *v) for t, v in sorted(want.items())]
+
+
+def test_a_view_reads_its_flow_after_the_sweep_and_fails_rather_than_show_the_next_flow(monkeypatch):
+    live = LiveTable()
+    live.merge_segment(seg(1.0, 2.0, 4, INFO="a.example", SRC_IP="10.0.0.9"))
+    (view,) = live.flows()
+    live.sweep()
+    live.merge_segment(seg(3.0, 4.0, 7, SRC_IP="10.0.0.5"))  # within the grace period: a new slot
+    assert (view.PACKETS, view.INFO, view.SRC_IP, view.active) == (4, "a.example", "10.0.0.9", False)
+    monkeypatch.setattr(live_module, "GRACE_S", 0.0)
+    live.sweep()
+    live.merge_segment(seg(5.0, 6.0, 9, SRC_IP="10.0.0.6"))  # reuses the view's slot
+    with pytest.raises(FlowGone):
+        view.PACKETS
+    with pytest.raises(FlowGone):
+        view.as_row()
+    assert [r["PACKETS"] for r in live.snapshot()] == [9]
