@@ -1,20 +1,28 @@
-"""Memory per live flow in flowscope.flows.live.LiveTable at 1M flows, against a dict per flow.
+"""Memory per live flow in flowscope.flows.live.LiveTable at 1M flows, against a dict per flow,
+and the CPU cost per flow of its updates and sweep against the former object-per-flow table.
 
 Rows look like what flowscope.flows.record.flow_row makes for live traffic: distinct client
 and server IPv4 strings, a 63-bit FLOW_ID, timestamps, byte/packet counters, MAC numbers, a
-Community ID, and for some flows an SNI/DNS name, JA4/JA3S fingerprints or a User-Agent.
-Strings that come out of nfstream for every flow (addresses, application names, SNI, ...)
-are fresh objects per row, as they are in the real pipeline.
+Community ID, per-minute volumes (PER_MINUTE: one cell, two for the flows that cross a minute,
+about a quarter here; in the corpus 91 % of flows lie in one minute), and for some flows an
+SNI/DNS name, JA4/JA3S fingerprints or a User-Agent. Strings that come out of nfstream for every
+flow (addresses, application names, SNI, ...) are fresh objects per row, as they are in the real
+pipeline.
 
 Each case runs in its own subprocess and is filled through its public entry point, one row at
-a time (rows are dropped after being added, as the meter's are), then measured two ways:
+a time (rows are made in chunks outside the timing and dropped after being added, as the
+meter's are), then measured two ways:
   RSS delta      resident memory after filling minus before (what the OS sees; allocator
                  overhead and free lists included)
   tracemalloc    Python allocations still alive after filling (a separate run, with
                  BENCH_LIVE_TRACE_FLOWS flows, default 200000: tracemalloc's own bookkeeping
                  would inflate RSS and it is slow; bytes per flow hardly depend on the count)
+and, for the tables, the CPU time per flow of: a new flow (fill), a second segment merged into
+every flow (update), and one sweep taking every flow out as rows for the writer (sweep).
 Cases:
   LiveTable      LiveTable.merge_segment(row) (live interfaces: keyed by 5-tuple)
+  objects        the former LiveTable, one object per flow (flowscope/flows/live.py at commit
+                 OBJECTS_COMMIT, read from git; skipped when git cannot show it)
   dict/flow      baseline: {flow_key(row): dict(row)} with the very same rows
 
     .venv/bin/python bench/bench_live_memory.py     # BENCH_LIVE_FLOWS (default 1000000),
@@ -27,10 +35,15 @@ import json
 import random
 import subprocess
 import sys
+import types
+from itertools import islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, env_int, load, table, verdict  # noqa: E402
+
+OBJECTS_COMMIT = "c1697ed"  # the last object-per-flow live table (with per-minute volumes)
+CHUNK = 10_000
 
 APPS = [("TLS.Google", "Web"), ("DNS", "Network"), ("HTTP", "Web"), ("QUIC.YouTube", "Media"),
         ("TLS.Microsoft", "Cloud"), ("NTP", "System"), ("Unknown", ""), ("SSH", "RemoteAccess")]
@@ -58,11 +71,12 @@ def rows(n: int, seed: int = 1):
         pk_s, pk_d = 1 + rnd.getrandbits(9), rnd.getrandbits(9)
         by_s, by_d = pk_s * (60 + rnd.getrandbits(10)), pk_d * (60 + rnd.getrandbits(10))
         first = t0 + i * 0.001
+        last = first + rnd.random() * 30
         yield {
             "FLOW_ID": rnd.getrandbits(63),
             "IP_PROTOCOL_VERSION": 4,
             "FIRST_SEEN": first,
-            "LAST_SEEN": first + rnd.random() * 30,
+            "LAST_SEEN": last,
             "VLAN_ID": 0,
             "PACKETS": pk_s + pk_d,
             "TOTAL_BYTES": by_s + by_d,
@@ -99,7 +113,28 @@ def rows(n: int, seed: int = 1):
             "DST_IP": dst,
             "L7_PROTO_NAME": fresh(app),
             "L7_CATEGORY_NAME": fresh(cat),
+            "PER_MINUTE": minutes(first, last, pk_s, by_s, pk_d, by_d),
         }
+
+
+def minutes(first: float, last: float, pk_s: int, by_s: int, pk_d: int, by_d: int) -> list[tuple]:
+    """PER_MINUTE cells as the meter makes them: one per clock minute the flow's packets fall in
+    (a flow crossing a minute has its first packet in the first cell, the rest in the second)."""
+    a, b = int(first // 60) * 60, int(last // 60) * 60
+    if a == b or pk_s + pk_d < 2:
+        return [(a, pk_s, by_s, pk_d, by_d)]
+    return [(a, 1, by_s // pk_s, 0, 0), (b, pk_s - 1, by_s - by_s // pk_s, pk_d, by_d)]
+
+
+def objects_table():
+    """The former object-per-flow LiveTable class, from git history (None when unavailable)."""
+    res = subprocess.run(["git", "show", f"{OBJECTS_COMMIT}:flowscope/flows/live.py"], cwd=ROOT,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        return None
+    module = types.ModuleType("live_objects")
+    exec(compile(res.stdout, f"live.py@{OBJECTS_COMMIT}", "exec"), module.__dict__)
+    return module.LiveTable
 
 
 def rss() -> int:
@@ -114,31 +149,40 @@ def one(kind: str, n: int, trace: bool) -> dict:
 
     from flowscope.flows.live import LiveTable, flow_key
 
+    make = {"LiveTable": LiveTable, "objects": objects_table()}.get(kind)
     gen = rows(n)
     next(rows(1))  # import and warm everything the generator needs
     gc.collect()
     if trace:
         tracemalloc.start()
     before_rss, before_tr = rss(), tracemalloc.get_traced_memory()[0] if trace else 0
-    t = time.perf_counter()
-    if kind == "LiveTable":
-        holder = LiveTable(max_flows=n + 1)
-        for row in gen:
-            holder.merge_segment(row)
-        size = len(holder)
-    else:
-        holder = {}
-        for row in gen:
-            holder[flow_key(row)] = dict(row)
-        size = len(holder)
-    seconds = time.perf_counter() - t
+    holder = make(max_flows=n + 1) if make else {}
+    add = holder.merge_segment if make else (lambda row: holder.__setitem__(flow_key(row), dict(row)))
+    seconds = timed_chunks(gen, add)
+    size = len(holder)
     gc.collect()
     after_tr = tracemalloc.get_traced_memory()[0] if trace else 0
     out = {"flows": size, "seconds": seconds, "rss": rss() - before_rss, "traced": after_tr - before_tr}
-    if kind == "LiveTable" and not trace:
-        f = next(iter(holder.flows()))
-        out["slots_object"] = sys.getsizeof(f)
+    if make and not trace:
+        out["update_s"] = timed_chunks(rows(n), holder.merge_segment)  # a second segment of every flow
+        t = time.perf_counter()
+        swept = [f.as_row() for f in holder.sweep()]  # as the sweeper hands them to the writer
+        out["sweep_s"] = time.perf_counter() - t
+        assert len(swept) == size and len(holder) == 0
     return out
+
+
+def timed_chunks(gen, add) -> float:
+    """Seconds spent in add(row) over all rows, made CHUNK at a time outside the timing."""
+    import time
+
+    seconds = 0.0
+    while chunk := list(islice(gen, CHUNK)):
+        t = time.perf_counter()
+        for row in chunk:
+            add(row)
+        seconds += time.perf_counter() - t
+    return seconds
 
 
 def child(kind: str, n: int, trace: bool) -> dict:
@@ -153,24 +197,28 @@ def main() -> None:
     n = env_int("BENCH_LIVE_FLOWS", 1_000_000)
     n_trace = env_int("BENCH_LIVE_TRACE_FLOWS", 200_000)
     print(f"{n:,} flows per case for RSS, {n_trace:,} for tracemalloc; {load()}")
-    res = {}
-    for kind in ("dict/flow", "LiveTable"):
-        res[kind] = (child(kind, n, False), child(kind, n_trace, True))
+    kinds = ["dict/flow", "LiveTable"] + (["objects"] if objects_table() else [])
+    res = {kind: (child(kind, n, False), child(kind, n_trace, True)) for kind in kinds}
     base_rss, base_tr = res["dict/flow"][0]["rss"], res["dict/flow"][1]["traced"]
     rows_out = []
     for kind, (plain, traced) in res.items():
         rows_out.append([kind, plain["flows"], plain["rss"] / plain["flows"], plain["rss"] / base_rss,
-                         traced["traced"] / traced["flows"], traced["traced"] / base_tr, plain["seconds"],
-                         plain["flows"] / plain["seconds"]])
+                         traced["traced"] / traced["flows"], traced["traced"] / base_tr])
     table("memory per live flow (bytes; ratios vs a plain dict per flow in this run)",
-          ["case", "flows (RSS)", "RSS B/flow", "RSS ratio", "traced B/flow", "traced ratio", "fill s", "rows/s"],
-          rows_out)
+          ["case", "flows (RSS)", "RSS B/flow", "RSS ratio", "traced B/flow", "traced ratio"], rows_out)
+    us = {kind: {k: res[kind][0][k] / res[kind][0]["flows"] * 1e6 for k in ("seconds", "update_s", "sweep_s")}
+          for kind in kinds if kind != "dict/flow"}
+    ref = us.get("objects")
+    table("CPU per flow (µs; ratio vs the former object-per-flow table in this run)",
+          ["case", "new flow", "ratio", "update", "ratio", "sweep", "ratio"],
+          [[kind] + [x for k in ("seconds", "update_s", "sweep_s")
+                     for x in (v[k], v[k] / ref[k] if ref else float("nan"))] for kind, v in us.items()])
     live_rss = res["LiveTable"][0]["rss"] / res["LiveTable"][0]["flows"]
     live_tr = res["LiveTable"][1]["traced"] / res["LiveTable"][1]["flows"]
-    print(f"\nLiveFlow object alone (sys.getsizeof, {len(__import__('flowscope.flows.live', fromlist=['x']).LiveFlow.__slots__)} "
-          f"slots): {res['LiveTable'][0]['slots_object']} B")
-    print(f"LiveTable: {live_rss:.0f} B/flow RSS, {live_tr:.0f} B/flow traced "
-          f"({verdict(max(live_rss, live_tr), 1024, higher_is_better=False)} B)")
+    print("\nLiveTable keeps numbers in typed arrays by slot, IPv4 addresses as numbers, shared names as codes, "
+          "one per-minute cell per slot, and an index by packed 5-tuple")
+    print(f"LiveTable: {live_rss:.0f} B/flow RSS ({live_rss / (base_rss / res['dict/flow'][0]['flows']):.2f}x a dict "
+          f"per flow), {live_tr:.0f} B/flow traced ({verdict(max(live_rss, live_tr), 512, higher_is_better=False)} B)")
 
 
 if __name__ == "__main__":

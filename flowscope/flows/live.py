@@ -53,6 +53,7 @@ _SHARED = ("L7_PROTO_NAME", "L7_CATEGORY_NAME", "SOURCE_TYPE", "CLASSIFIED_BY", 
 # Per-flow texts, joined by _SEP in one string per flow ("" when all are empty)
 _TEXTS = ("INFO", "CLIENT_FINGERPRINT", "SERVER_FINGERPRINT", "USER_AGENT")
 _SEP = "\x00"
+_NO_TEXTS = ("",) * len(_TEXTS)
 # Kept from the first segment that knows them (nDPI classifies early packets only)
 _STICKY_NUMBERS = ("L7_PROTO", "L7_PROTO_MASTER", "L7_CATEGORY")
 _STICKY_SHARED = ("L7_PROTO_NAME", "L7_CATEGORY_NAME")
@@ -63,6 +64,12 @@ _LIMITS = {code: (1 << (8 * array(code).itemsize)) - 1 for code in set(_COLUMNS.
 # One array per type code, `stride` values per slot: where each number lives
 _LAYOUT = {code: tuple(n for n, c in _COLUMNS.items() if c == code) for code in sorted(set(_COLUMNS.values()))}
 _WHERE = {name: (code, i, len(names)) for code, names in _LAYOUT.items() for i, name in enumerate(names)}
+_STRIDE = {code: len(names) for code, names in _LAYOUT.items()}
+_CELL_AT = [_WHERE[name] for name in _CELL]
+_SUMMED_AT = [(name, _WHERE[name][1]) for name in _SUMMED]
+_ORED_AT = [(name, *_WHERE[name]) for name in _ORED]
+_STICKY_AT = [(name, *_WHERE[name]) for name in _STICKY_NUMBERS]
+assert all(_NUMBERS[name] == "Q" for name in _SUMMED)
 
 #: seconds a freed slot keeps its flow before it may be reused (readers' views stay right)
 GRACE_S = 30.0
@@ -125,17 +132,19 @@ class LiveFlow:
             raise FlowGone(f"the live flow in slot {self._slot} left the table")
 
     def detached(self) -> "LiveFlow":
-        values = {name: getattr(self, name) for name in FIELDS + ("active", "minutes")}
+        return LiveFlow(self._table, -1, 0, self._read())
+
+    def _read(self) -> dict[str, Any]:
+        if self._values is not None:
+            return dict(self._values)
+        values = self._table._values(self._slot)
         self._check()
-        return LiveFlow(self._table, -1, 0, values)
+        return values
 
     def as_row(self) -> dict[str, Any]:
         """The flow as a `flows` row (with `active`, and PER_MINUTE when it has per-minute cells)."""
-        t = self._table if self._values is None else None
-        get = (lambda n: t._get(self._slot, n)) if t is not None else self._values.__getitem__
-        out = {name: get(name) for name in FIELDS}
-        minutes, out["active"] = get("minutes"), get("active")
-        self._check()
+        out = self._read()
+        minutes = out.pop("minutes")
         if minutes:
             out["PER_MINUTE"] = minutes
         v4 = out["IP_PROTOCOL_VERSION"] == 4
@@ -196,11 +205,13 @@ class LiveTable:
         addr = (0, 0) if v6 else (src, dst)
         shared = [self._code(row.get(name)) for name in _SHARED]
         texts = _joined(row)
+        columns = {code: _typed(code, [row.get(x) for x in names]) for code, names in _LAYOUT.items()}
+        columns["i"][_WHERE["CELL_MINUTE"][1]] = _NO_CELL  # the cell is filled by _add_minutes
         slot = self._reusable_slot()
         if slot is not None:
-            for code, names in _LAYOUT.items():
-                n = len(names)
-                self._nums[code][slot * n:slot * n + n] = array(code, [_clamp(code, row.get(x)) for x in names])
+            for code, values in columns.items():
+                n = len(values)
+                self._nums[code][slot * n:slot * n + n] = values
             self._addr[slot * 2:slot * 2 + 2] = array("I", addr)
             k = len(_SHARED)
             self._shared[slot * k:slot * k + k] = array("H", shared)
@@ -210,15 +221,14 @@ class LiveTable:
             self._more_minutes.pop(slot, None)
         else:
             slot = len(self._keys)
-            for code, names in _LAYOUT.items():
-                self._nums[code].extend([_clamp(code, row.get(x)) for x in names])
+            for code, values in columns.items():
+                self._nums[code].extend(values)
             self._addr.extend(addr)
             self._shared.extend(shared)
             self._texts.append(texts)
             self._active.append(active)
             self._gens.append(0)
             self._keys.append(key)
-        self._set(slot, "CELL_MINUTE", _NO_CELL)
         self._add_minutes(slot, row.get("PER_MINUTE"))
         if v6:
             self._v6[slot] = (str(row.get("SRC_IP") or ""), str(row.get("DST_IP") or ""))
@@ -238,6 +248,26 @@ class LiveTable:
         code, i, n = _WHERE[name]
         self._nums[code][slot * n + i] = _clamp(code, value)
 
+    def _values(self, slot: int) -> dict[str, Any]:
+        """All of a slot's columns by name (FIELDS, `active` and `minutes`)."""
+        out: dict[str, Any] = {}
+        for code, names in _LAYOUT.items():
+            n = len(names)
+            out.update(zip(names, self._nums[code][slot * n:slot * n + n]))
+        for name in _CELL:
+            del out[name]
+        pair = self._v6.get(slot)
+        if pair is None:
+            a = self._addr
+            pair = (socket.inet_ntoa(a[slot * 2].to_bytes(4, "big")), socket.inet_ntoa(a[slot * 2 + 1].to_bytes(4, "big")))
+        out["SRC_IP"], out["DST_IP"] = pair
+        k = len(_SHARED)
+        out.update(zip(_SHARED, (self._names[c] for c in self._shared[slot * k:slot * k + k])))
+        out.update(zip(_TEXTS, _parts(self._texts[slot])))
+        out["active"] = bool(self._active[slot])
+        out["minutes"] = self._minutes(slot)
+        return out
+
     def _get(self, slot: int, name: str) -> Any:
         if name in _NUMBERS:
             return self._num(slot, name)
@@ -250,7 +280,7 @@ class LiveTable:
         if name in _SHARED:
             return self._names[self._shared[slot * len(_SHARED) + _SHARED.index(name)]]
         if name in _TEXTS:
-            return _part(self._texts[slot], _TEXTS.index(name))
+            return _parts(self._texts[slot])[_TEXTS.index(name)]
         if name == "active":
             return bool(self._active[slot])
         if name == "minutes":
@@ -258,28 +288,34 @@ class LiveTable:
         raise AttributeError(name)
 
     # ---- per-minute cells ------------------------------------------------------------------------
+    def _cell(self, slot: int) -> list[tuple[array, int]]:
+        """Where the slot's own per-minute cell lives: (array, index) for minute and 4 counters."""
+        return [(self._nums[code], slot * n + i) for code, i, n in _CELL_AT]
+
     def _add_minutes(self, slot: int, cells: Any) -> None:
         """Add PER_MINUTE cells [(minute start, s2d packets, s2d bytes, d2s packets, d2s bytes)]:
         into the slot's own cell when it is that minute's (or free) and the sums fit its columns,
         else into the flow's further minutes."""
-        for t, *counters in cells or ():
-            own = self._num(slot, "CELL_MINUTE")
-            minute = t // 60 if t % 60 == 0 and abs(t // 60) < 1 << 31 else None
-            more = self._more_minutes.get(slot)
-            if minute is not None and own == minute:
-                total = [self._num(slot, c) + v for c, v in zip(_CELL_COUNTERS, counters)]
+        if not cells:
+            return
+        (minutes, at), *counters = self._cell(slot)
+        for t, *values in cells:
+            minute = t // 60 if t % 60 == 0 and -_NO_CELL > t // 60 > _NO_CELL else None
+            if minute is not None and minutes[at] == minute:
+                total = [arr[i] + v for (arr, i), v in zip(counters, values)]
                 if _fits(total):
-                    for c, v in zip(_CELL_COUNTERS, total):
-                        self._set(slot, c, v)
+                    for (arr, i), v in zip(counters, total):
+                        arr[i] = v
                     continue
                 self._move_cell_out(slot)
-            elif (minute is not None and own == _NO_CELL and _fits(counters)
-                  and (more is None or t not in more[::5])):
-                self._set(slot, "CELL_MINUTE", minute)
-                for c, v in zip(_CELL_COUNTERS, counters):
-                    self._set(slot, c, v)
-                continue
-            self._add_further(slot, t, counters)
+            elif minute is not None and minutes[at] == _NO_CELL and _fits(values):
+                more = self._more_minutes.get(slot)
+                if more is None or t not in more[::5]:
+                    minutes[at] = minute
+                    for (arr, i), v in zip(counters, values):
+                        arr[i] = v
+                    continue
+            self._add_further(slot, t, values)
 
     def _add_further(self, slot: int, t: int, counters: list[int]) -> None:
         more = self._more_minutes.setdefault(slot, array("q"))
@@ -291,39 +327,65 @@ class LiveTable:
         more.extend([t, *counters])
 
     def _move_cell_out(self, slot: int) -> None:
-        minute = self._num(slot, "CELL_MINUTE")
-        self._add_further(slot, minute * 60, [self._num(slot, c) for c in _CELL_COUNTERS])
-        self._set(slot, "CELL_MINUTE", _NO_CELL)
+        (minutes, at), *counters = self._cell(slot)
+        self._add_further(slot, minutes[at] * 60, [arr[i] for arr, i in counters])
+        minutes[at] = _NO_CELL
 
     def _minutes(self, slot: int) -> list[tuple[int, int, int, int, int]]:
         """The flow's PER_MINUTE cells, by minute."""
-        out = []
-        minute = self._num(slot, "CELL_MINUTE")
-        if minute != _NO_CELL:
-            out.append((minute * 60, *(self._num(slot, c) for c in _CELL_COUNTERS)))
+        (minutes, at), *counters = self._cell(slot)
+        out = [] if minutes[at] == _NO_CELL else [(minutes[at] * 60, *(arr[i] for arr, i in counters))]
         more = self._more_minutes.get(slot)
         if more:
             out += [tuple(more[at:at + 5]) for at in range(0, len(more), 5)]
-        return sorted(out)
+            out.sort()
+        return out
 
     # ---- merging ---------------------------------------------------------------------------------
     def _merge(self, slot: int, row: dict[str, Any]) -> None:
-        for name in _SUMMED:
-            self._set(slot, name, self._num(slot, name) + (row.get(name) or 0))
-        for name in _ORED:
-            self._set(slot, name, self._num(slot, name) | (row.get(name) or 0))
-        for name in _STICKY_NUMBERS:
-            if not self._num(slot, name) and row.get(name):
-                self._set(slot, name, row[name])
+        nums = self._nums
+        q, n = nums["Q"], _STRIDE["Q"]
+        base = slot * n
+        sums = [(base + i, q[base + i] + (row.get(name) or 0)) for name, i in _SUMMED_AT]
+        try:
+            for at, v in sums:
+                q[at] = v
+        except (OverflowError, TypeError):
+            for at, v in sums:  # saturate
+                q[at] = _clamp("Q", v)
+        for name, code, i, n in _ORED_AT:
+            value = row.get(name)
+            if value:
+                arr, at = nums[code], slot * n + i
+                try:
+                    arr[at] |= value
+                except (OverflowError, TypeError):
+                    arr[at] = _clamp(code, arr[at] | int(value))
+        for name, code, i, n in _STICKY_AT:
+            value = row.get(name)
+            if value and not nums[code][slot * n + i]:
+                nums[code][slot * n + i] = _clamp(code, value)
         for name in _STICKY_SHARED:
-            at = slot * len(_SHARED) + _SHARED.index(name)
-            if self._names[self._shared[at]] in ("", "Unknown") and row.get(name):
-                self._shared[at] = self._code(row[name])
-        have = self._texts[slot]
-        if any(row.get(name) and not _part(have, i) for i, name in enumerate(_TEXTS)):
-            self._texts[slot] = _joined({name: _part(have, i) or row.get(name) for i, name in enumerate(_TEXTS)})
-        self._set(slot, "LAST_SEEN", max(self._num(slot, "LAST_SEEN"), float(row.get("LAST_SEEN") or 0)))
+            if row.get(name):
+                at = slot * len(_SHARED) + _SHARED.index(name)
+                if self._names[self._shared[at]] in ("", "Unknown"):
+                    self._shared[at] = self._code(row[name])
+        self._merge_texts(slot, row)
+        code, i, n = _WHERE["LAST_SEEN"]
+        last = float(row.get("LAST_SEEN") or 0)
+        if last > nums[code][slot * n + i]:
+            nums[code][slot * n + i] = last
         self._add_minutes(slot, row.get("PER_MINUTE"))
+
+    def _merge_texts(self, slot: int, row: dict[str, Any]) -> None:
+        """Texts the flow lacks are taken from the segment."""
+        have = _parts(self._texts[slot])
+        for h, name in zip(have, _TEXTS):
+            if not h and row.get(name):
+                break
+        else:
+            return
+        self._texts[slot] = _joined({name: h or row.get(name) for h, name in zip(have, _TEXTS)})
 
     # ---- public ----------------------------------------------------------------------------------
     def add_finished(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -409,19 +471,28 @@ def _joined(row: dict[str, Any]) -> str | tuple:
     return tuple(texts) if any(_SEP in t for t in texts) else _SEP.join(texts)
 
 
-def _part(texts: str | tuple, i: int) -> str:
+def _parts(texts: str | tuple) -> tuple | list:
     if not texts:
-        return ""
-    return texts[i] if isinstance(texts, tuple) else texts.split(_SEP)[i]
+        return _NO_TEXTS
+    return texts if isinstance(texts, tuple) else texts.split(_SEP)
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else (str(value) if value else "")
 
 
-def _fits(counters: Iterable[int]) -> bool:
+def _fits(counters: list[int]) -> bool:
     """Whether per-minute counters fit the slot's cell (packets 32-bit, bytes 64-bit, none negative)."""
-    return all(0 <= v <= _LIMITS[_CELL[c]] for c, v in zip(_CELL_COUNTERS, counters))
+    sp, sb, dp, db = counters
+    return 0 <= sp <= _LIMITS["I"] and 0 <= dp <= _LIMITS["I"] and 0 <= sb <= _LIMITS["Q"] and 0 <= db <= _LIMITS["Q"]
+
+
+def _typed(code: str, values: list) -> array:
+    """`values` as an array of type `code`, each clamped when the whole does not fit as it is."""
+    try:
+        return array(code, [v or 0 for v in values])
+    except (OverflowError, TypeError):
+        return array(code, [_clamp(code, v) for v in values])
 
 
 def _clamp(code: str, value: Any) -> Any:
