@@ -244,10 +244,6 @@ class LiveTable:
         code, i, n = _WHERE[name]
         return self._nums[code][slot * n + i]
 
-    def _set(self, slot: int, name: str, value: Any) -> None:
-        code, i, n = _WHERE[name]
-        self._nums[code][slot * n + i] = _clamp(code, value)
-
     def _values(self, slot: int) -> dict[str, Any]:
         """All of a slot's columns by name (FIELDS, `active` and `minutes`)."""
         out: dict[str, Any] = {}

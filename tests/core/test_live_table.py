@@ -131,7 +131,7 @@ def test_a_view_reads_its_flow_after_the_sweep_and_fails_rather_than_show_the_ne
     live.sweep()
     live.merge_segment(seg(5.0, 6.0, 9, SRC_IP="10.0.0.6"))  # reuses the view's slot
     with pytest.raises(FlowGone):
-        view.PACKETS
+        _ = view.PACKETS
     with pytest.raises(FlowGone):
         view.as_row()
     assert [r["PACKETS"] for r in live.snapshot()] == [9]
