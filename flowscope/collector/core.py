@@ -19,7 +19,8 @@ from flowscope.collector.netflow_v5 import DecodeError
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[list[tuple], list[dict[str, Any]]], None]
+#: (flows rows, interface counters, flows columns of whole data sets: columnar.Block)
+Sink = Callable[[list[tuple], list[dict[str, Any]], list[Any]], None]
 
 
 def source_type_of(data: bytes) -> str | None:
@@ -63,10 +64,12 @@ class Collector:
         self._busy = False
 
     # --- synchronous decoding ----------------------------------------------------------------
-    def handle(self, data: bytes, addr: tuple, listener_id: int = 100, now: float | None = None
-               ) -> tuple[list[tuple], list[dict[str, Any]]]:
-        """Decode one datagram: (flows rows, interface counters). Never raises."""
+    def handle(self, data: bytes, addr: tuple, listener_id: int = 100, now: float | None = None,
+               blocks: list | None = None) -> tuple[list[tuple], list[dict[str, Any]]]:
+        """Decode one datagram: (flows rows, interface counters). Never raises. With `blocks`, the
+        data sets of fixed-length templates go there as columns instead of into the rows."""
         now = time.time() if now is None else now
+        before = len(blocks) if blocks is not None else 0
         self.datagrams += 1
         host = normalize_address(str(addr[0]))
         port = int(addr[1]) if len(addr) > 1 else 0
@@ -96,7 +99,12 @@ class Collector:
                 if kind == "netflow5":
                     rows = netflow_v5.decode(data, ex, port, listener_id)
                 else:
-                    rows = netflow_v9_ipfix.decode(data, ex, port, listener_id, now)
+                    try:
+                        rows = netflow_v9_ipfix.decode(data, ex, port, listener_id, now, blocks)
+                    except Exception:
+                        if blocks is not None:
+                            del blocks[before:]  # a datagram is stored whole or not at all
+                        raise
         except DecodeError as exc:
             self.undecodable += 1
             if ex is not None:
@@ -110,7 +118,7 @@ class Collector:
                 ex.undecodable += 1
             log.debug("decoder error on datagram from %s", host, exc_info=True)
             return [], []
-        self.rows_out += len(rows)
+        self.rows_out += len(rows) + (sum(b.n for b in blocks[before:]) if blocks else 0)
         return rows, counters
 
     @staticmethod
@@ -154,6 +162,7 @@ class Collector:
     def _run(self) -> None:
         rows: list[tuple] = []
         counters: list[dict[str, Any]] = []
+        blocks: list[Any] = []
         last = time.monotonic()
         q = self._queue
         while True:
@@ -161,29 +170,29 @@ class Collector:
                 self._busy = True
                 for _ in range(min(len(q), 2000)):
                     data, addr, lid, t = q.popleft()
-                    r, c = self.handle(data, addr, lid, t)
+                    r, c = self.handle(data, addr, lid, t, blocks)
                     if r:
                         rows.extend(r)
                     if c:
                         counters.extend(c)
             elif self._stop.is_set():
-                self._flush(rows, counters)
+                self._flush(rows, counters, blocks)
                 self._busy = False
                 return
             mono = time.monotonic()
-            if (rows or counters) and (len(rows) >= self.batch_rows or mono - last >= self.batch_seconds
-                                       or not q):
-                self._flush(rows, counters)
-                rows, counters = [], []
+            if (rows or counters or blocks) and (len(rows) >= self.batch_rows or mono - last >= self.batch_seconds
+                                                 or not q or len(blocks) >= 2000):
+                self._flush(rows, counters, blocks)
+                rows, counters, blocks = [], [], []
                 last = mono
             if not q:
                 self._busy = False
                 self._stop.wait(0.005)
 
-    def _flush(self, rows: list[tuple], counters: list[dict[str, Any]]) -> None:
-        if self.sink is None or not (rows or counters):
+    def _flush(self, rows: list[tuple], counters: list[dict[str, Any]], blocks: list[Any]) -> None:
+        if self.sink is None or not (rows or counters or blocks):
             return
         try:
-            self.sink(rows, counters)
+            self.sink(rows, counters, blocks)
         except Exception:
             log.exception("collector sink failed on %d rows", len(rows))

@@ -211,6 +211,26 @@ class ChdbBackend:
         self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS} FORMAT JSONEachRow\n{body}")
         return len(lines)
 
+    def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
+                       ch_types: Sequence[str]) -> int:
+        """Insert chunks of columns, (rows, columns in `names` order), as one Arrow stream."""
+        from flowscope.store.arrow import stream
+
+        n = sum(k for k, _ in chunks)
+        if not n:
+            return 0
+        data = stream(names, [c for _, c in chunks], [k for k, _ in chunks], ch_types)
+        cols = ", ".join(f"`{c}`" for c in names)
+        with self.pool.connection("write", None) as conn:
+            try:
+                with conn.send_insert(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS}", "ArrowStream") as ins:
+                    ins.append(data)
+                    ins.finish()
+            except Exception as exc:
+                msg = str(exc)
+                raise QueryError(msg, _error_code(msg)) from None
+        return n
+
     def close(self) -> None:
         self.pool.close()
         _quiet_close(self._keeper)
@@ -261,6 +281,16 @@ class ServerBackend:
                 client.insert(table, data, column_names=list(columns),
                               settings={"max_partitions_per_insert_block": 0})
         return len(data)
+
+    def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
+                       ch_types: Sequence[str]) -> int:
+        def seq(c: Any, n: int) -> Sequence[Any]:
+            if hasattr(c, "tolist"):
+                return c.tolist()
+            return c if hasattr(c, "__len__") and not isinstance(c, str) else [c] * n
+
+        rows = [r for n, cols in chunks for r in zip(*(seq(c, n) for c in cols))]
+        return self.insert(table, names, rows)
 
     def close(self) -> None:
         self.pool.close()

@@ -1,0 +1,247 @@
+"""Fixed-length NetFlow v9 / IPFIX data sets decoded as whole columns (numpy), not record by record.
+
+Which fields a template carries decides every choice `mapping.build_row` makes per record (IPv4
+or IPv6, which counter is forward, which timestamp), so for most templates those choices are made
+once per template and the values are computed for the whole set at once: a `Block` of flows
+columns. Templates needing a per-record lookup (IPv6 text, application ids and names, samplers by
+id, NTP or delta timestamps) keep the record path; a test checks both paths give the same rows.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import numpy as np
+
+from flowscope.collector import mapping
+from flowscope.collector.mapping import COL, COLUMNS, MAX_MS, U32, U64, Context, fmt_ms, is_flow_record
+
+#: record keys that send a template down the record path
+RECORD_PATH = frozenset({"src6", "dst6", "nh6", "bgp_nh6", "sampler_id", "app_id", "l7_name", "first_us", "last_us",
+                         "first_ns", "last_ns", "first_delta_us", "last_delta_us", "obs_ms"})
+#: record keys build_row reads (every other field is skipped by its length)
+USED = frozenset({"src4", "dst4", "bytes", "pkts", "init_bytes", "total_bytes", "rbytes", "resp_bytes", "out_bytes",
+                  "init_pkts", "total_pkts", "rpkts", "resp_pkts", "out_pkts", "sampling", "sampler_interval", "proto",
+                  "sport", "dport", "first_ms", "last_ms", "first_s", "last_s", "first_up", "last_up", "l7", "nh4",
+                  "bgp_nh4", "vlan", "dot1q_vlan", "smac", "dmac", "dmac_post", "tcp_flags", "rtcp_flags", "src_as",
+                  "dst_as", "in_if", "out_if"})
+_INT_KINDS = {"u", "mac", "ip4"}
+_STD = {1: ">u1", 2: ">u2", 4: ">u4", 8: ">u8"}
+_U64 = np.uint64(U64)
+
+
+class Block:
+    """Flows rows of one data set as columns: numpy arrays, or one value shared by every row."""
+
+    __slots__ = ("n", "columns")
+
+    def __init__(self, n: int, columns: list[Any]):
+        self.n = n
+        self.columns = columns  # in mapping.COLUMNS order; FIRST_SEEN/LAST_SEEN as epoch ms
+
+    def tuples(self) -> list[tuple]:
+        """The same rows as build_row makes them (text timestamps)."""
+        cols = []
+        for name, c in zip(COLUMNS, self.columns):
+            if isinstance(c, np.ndarray):
+                c = c.tolist()
+                if name in ("FIRST_SEEN", "LAST_SEEN"):
+                    c = [fmt_ms(v) for v in c]
+            else:
+                c = [c] * self.n
+            cols.append(c)
+        return list(zip(*cols))
+
+
+class Plan:
+    """How to read one template's records as columns."""
+
+    __slots__ = ("dtype", "fields", "keys")
+
+    def __init__(self, dtype: np.dtype, fields: list[tuple[str, int, int]], keys: frozenset[str]):
+        self.dtype = dtype
+        self.fields = fields  # (key, offset, length) of fields needing byte assembly (odd lengths)
+        self.keys = keys
+
+
+def plan_for(tpl: Any) -> Plan | None:
+    """The columnar plan of a template, or None when its records take the record path."""
+    plan = tpl.plan
+    if plan is None:
+        plan = tpl.plan = _make_plan(tpl) or False
+    return plan or None
+
+
+def _make_plan(tpl: Any) -> Plan | None:
+    if tpl.options or tpl.variable or tpl.record_len <= 0:
+        return None
+    names, formats, offsets, odd, seen = [], [], [], [], set()
+    pos = 0
+    for key, kind, length in tpl._var_fields:
+        here, pos = pos, pos + length
+        if key is None or key in seen:
+            continue
+        if key in RECORD_PATH:
+            return None
+        if key not in USED:
+            continue
+        if kind not in _INT_KINDS or not 0 < length <= 8 or (kind == "ip4" and length != 4):
+            if kind == "ip4":
+                continue  # an IPv4 field of another length is skipped, as the record path does
+            return None
+        seen.add(key)
+        if length in _STD:
+            names.append(key)
+            formats.append(_STD[length])
+            offsets.append(here)
+        else:
+            odd.append((key, here, length))
+    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": tpl.record_len})
+    return Plan(dtype, odd, frozenset(seen))
+
+
+def decode_block(plan: Plan, body: bytes | memoryview, rec_len: int, ctx: Context) -> tuple[int, Block | None]:
+    """(records in the set, their flows rows)."""
+    n = len(body) // rec_len
+    if n <= 0:
+        return 0, None
+    raw = np.frombuffer(body, dtype=plan.dtype, count=n)
+    cols: dict[str, np.ndarray] = {k: raw[k].astype(np.uint64) for k in plan.dtype.names}
+    if plan.fields:
+        b = np.frombuffer(body, dtype=np.uint8, count=n * rec_len).reshape(n, rec_len)
+        for key, off, length in plan.fields:
+            v = np.zeros(n, dtype=np.uint64)
+            for i in range(length):
+                v = (v << np.uint64(8)) | b[:, off + i].astype(np.uint64)
+            cols[key] = v
+    if not is_flow_record(cols):
+        return n, None
+    return n, Block(n, _columns(cols, n, ctx))
+
+
+def _zeros(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=np.uint64)
+
+
+def _direction(c: dict, forward: tuple[str, ...], out: str, reverse: tuple[str, ...], n: int):
+    """mapping._directions for a whole set (which fields exist is known per template)."""
+    o = c.get(out)
+    f = next((c[k] for k in forward if k in c), None)
+    if f is None:
+        f, o = (o if o is not None else _zeros(n)), None
+    r = next((c[k] for k in reverse if k in c), None)
+    return f, r if r is not None else (o if o is not None else _zeros(n))
+
+
+def _scale(v: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """v * rate, saturating at 2**64-1."""
+    over = v > _U64 // rate
+    return np.where(over, _U64, v * rate)
+
+
+def _time(c: dict, ctx: Context, ms: str, s: str, up: str, n: int) -> np.ndarray:
+    """mapping._time for a whole set, as int64 (-1: unknown)."""
+    v = c.get(ms)
+    if v is not None:
+        return np.minimum(v, np.uint64(MAX_MS + 1)).astype(np.int64)
+    v = c.get(s)
+    if v is not None:
+        return (np.minimum(v, np.uint64(MAX_MS // 1000 + 1)) * np.uint64(1000)).astype(np.int64)
+    v = c.get(up)
+    if v is not None:
+        if ctx.uptime_ms is not None:
+            d = (np.uint64(ctx.uptime_ms) - v) & np.uint64(U32)
+            d = d.astype(np.int64)
+            d = np.where(d >= 0x80000000, d - (1 << 32), d)
+            return ctx.export_ms - d
+        if ctx.sys_init_ms is not None:
+            top = MAX_MS + 1  # both bounded: the sum stays in int64 and still clamps to MAX_MS
+            return min(ctx.sys_init_ms, top) + np.minimum(v, np.uint64(top)).astype(np.int64)
+    return np.full(n, -1, dtype=np.int64)
+
+
+def _ip_text(v: np.ndarray) -> Any:
+    """IPv4 next hops as text ('' for 0), converting each distinct address once."""
+    uniq, inv = np.unique(v, return_inverse=True)
+    texts = np.array([socket.inet_ntoa(int(u).to_bytes(4, "big")) if u else "" for u in uniq.tolist()], dtype=object)
+    return texts[0] if len(uniq) == 1 else texts[inv]
+
+
+_port_lut: dict[int, np.ndarray] = {}
+
+
+def _guess_l7(proto: np.ndarray, sport: np.ndarray, dport: np.ndarray, n: int) -> np.ndarray:
+    """mapping.guess_l7 for a whole set."""
+    if not _port_lut:
+        for (p, port), app in mapping.PORT_GUESS.items():
+            _port_lut.setdefault(p, np.zeros(65536, dtype=np.uint64))[port] = app
+    out = _zeros(n)
+    for p, lut in _port_lut.items():
+        m = proto == p
+        if m.any():
+            d, s = lut[dport[m]], lut[sport[m]]
+            out[m] = np.where(d != 0, d, s)
+    for p, app in mapping.PROTO_GUESS.items():
+        out[proto == p] = app
+    return out
+
+
+def _columns(c: dict[str, np.ndarray], n: int, ctx: Context) -> list[Any]:
+    """The flows columns of build_row, whole sets at a time."""
+    zero = _zeros(n)
+    g = c.get
+    b, rb = _direction(c, mapping._BYTES_FORWARD, "out_bytes", mapping._BYTES_REVERSE, n)
+    p, rp = _direction(c, mapping._PKTS_FORWARD, "out_pkts", mapping._PKTS_REVERSE, n)
+    rate = g("sampling", zero)
+    if "sampler_interval" in c:
+        rate = np.where(rate != 0, rate, c["sampler_interval"])
+    rate = np.where(rate != 0, rate, np.uint64(ctx.sampling or 1))
+    if (rate > 1).any():
+        b, rb, p, rp = (_scale(x, rate) for x in (b, rb, p, rp))
+    proto = g("proto", zero) & np.uint64(0xFF)
+    sport = g("sport", zero) & np.uint64(0xFFFF)
+    dport = g("dport", zero) & np.uint64(0xFFFF)
+    first = _time(c, ctx, "first_ms", "first_s", "first_up", n)
+    last = _time(c, ctx, "last_ms", "last_s", "last_up", n)
+    first = np.where(first < 0, np.where(last >= 0, last, ctx.export_ms), first)
+    last = np.maximum(last, first)
+    l7 = g("l7", zero)
+    by_exporter = l7 != 0
+    l7 = l7 & np.uint64(0xFFFF)
+    if by_exporter.all():
+        cls: Any = "exporter"
+    else:
+        l7 = np.where(by_exporter, l7, _guess_l7(proto, sport, dport, n))
+        cls = np.where(by_exporter, "exporter", "port").astype(object) if by_exporter.any() else "port"
+    nh = g("nh4", zero)
+    if "bgp_nh4" in c:
+        nh = np.where(nh != 0, nh, c["bgp_nh4"])
+    vlan = c["vlan"] if "vlan" in c else g("dot1q_vlan", zero)
+    dmac = g("dmac", zero)
+    if "dmac_post" in c:
+        dmac = np.where(dmac != 0, dmac, c["dmac_post"])
+    total_p = p + rp
+    total_b = b + rb
+    mac = np.uint64(0xFFFFFFFFFFFF)
+    u32 = np.uint64(U32)
+    out: list[Any] = [None] * len(COLUMNS)
+    values = {
+        "FLOW_ID": np.uint64(mapping.take_flow_ids(n)) + np.arange(n, dtype=np.uint64),
+        "IP_PROTOCOL_VERSION": 4, "FIRST_SEEN": np.clip(first, 0, MAX_MS), "LAST_SEEN": np.clip(last, 0, MAX_MS),
+        "VLAN_ID": vlan & np.uint64(0xFFF),
+        "PACKETS": np.where(total_p < p, _U64, total_p), "TOTAL_BYTES": np.where(total_b < b, _U64, total_b),
+        "SRC2DST_BYTES": b, "DST2SRC_BYTES": rb, "SRC2DST_PACKETS": p, "DST2SRC_PACKETS": rp,
+        "PROTOCOL": proto, "IPV4_SRC_ADDR": g("src4", zero), "IPV4_DST_ADDR": g("dst4", zero),
+        "IPV6_SRC_ADDR": "::", "IPV6_DST_ADDR": "::", "IP_SRC_PORT": sport, "IP_DST_PORT": dport, "L7_PROTO": l7,
+        "SRC_MAC": g("smac", zero) & mac, "DST_MAC": dmac & mac, "INTERFACE_ID": ctx.interface_id,
+        "SRC2DST_TCP_FLAGS": g("tcp_flags", zero) & np.uint64(0xFF),
+        "DST2SRC_TCP_FLAGS": g("rtcp_flags", zero) & np.uint64(0xFF),
+        "SRC_ASN": g("src_as", zero) & u32, "DST_ASN": g("dst_as", zero) & u32, "PROBE_IP": ctx.probe_ip,
+        "INPUT_SNMP": g("in_if", zero) & u32, "OUTPUT_SNMP": g("out_if", zero) & u32,
+        "NEXT_HOP": _ip_text(nh), "SAMPLING_RATE": np.minimum(rate, u32), "SOURCE_TYPE": ctx.source_type,
+        "CLASSIFIED_BY": cls,
+    }
+    for name, v in values.items():
+        out[COL[name]] = v
+    return out
