@@ -40,6 +40,21 @@ class Block:
         self.n = n
         self.columns = columns  # in mapping.COLUMNS order; FIRST_SEEN/LAST_SEEN as epoch ms
 
+    @staticmethod
+    def concat(blocks: list["Block"]) -> "Block":
+        """One block of many (a column shared by all keeps one value)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        cols = []
+        for parts in zip(*(b.columns for b in blocks)):
+            first = parts[0]
+            if not any(isinstance(p, np.ndarray) for p in parts) and all(p == first for p in parts):
+                cols.append(first)
+            else:
+                cols.append(np.concatenate([p if isinstance(p, np.ndarray) else np.full(b.n, p, dtype=_dtype(p))
+                                            for p, b in zip(parts, blocks)]))
+        return Block(sum(b.n for b in blocks), cols)
+
     def tuples(self) -> list[tuple]:
         """The same rows as build_row makes them (text timestamps)."""
         cols = []
@@ -54,15 +69,20 @@ class Block:
         return list(zip(*cols))
 
 
+def _dtype(value: Any) -> Any:
+    return np.uint64 if isinstance(value, int) else object
+
+
 class Plan:
     """How to read one template's records as columns."""
 
-    __slots__ = ("dtype", "fields", "keys")
+    __slots__ = ("dtype", "fields", "keys", "flows")
 
     def __init__(self, dtype: np.dtype, fields: list[tuple[str, int, int]], keys: frozenset[str]):
         self.dtype = dtype
         self.fields = fields  # (key, offset, length) of fields needing byte assembly (odd lengths)
         self.keys = keys
+        self.flows = is_flow_record(keys)  # do its records make flows rows
 
 
 def plan_for(tpl: Any) -> Plan | None:
@@ -101,23 +121,87 @@ def _make_plan(tpl: Any) -> Plan | None:
     return Plan(dtype, odd, frozenset(seen))
 
 
-def decode_block(plan: Plan, body: bytes | memoryview, rec_len: int, ctx: Context) -> tuple[int, Block | None]:
-    """(records in the set, their flows rows)."""
-    n = len(body) // rec_len
-    if n <= 0:
-        return 0, None
-    raw = np.frombuffer(body, dtype=plan.dtype, count=n)
-    cols: dict[str, np.ndarray] = {k: raw[k].astype(np.uint64) for k in plan.dtype.names}
-    if plan.fields:
-        b = np.frombuffer(body, dtype=np.uint8, count=n * rec_len).reshape(n, rec_len)
-        for key, off, length in plan.fields:
-            v = np.zeros(n, dtype=np.uint64)
-            for i in range(length):
-                v = (v << np.uint64(8)) | b[:, off + i].astype(np.uint64)
-            cols[key] = v
-    if not is_flow_record(cols):
-        return n, None
-    return n, Block(n, _columns(cols, n, ctx))
+class Sets:
+    """Data sets of one template waiting to become columns: many sets (and datagrams) are turned
+    into columns at once, so numpy's cost per call is spread over thousands of records."""
+
+    __slots__ = ("plan", "rec_len", "bodies", "counts", "ctxs")
+
+    def __init__(self, plan: Plan, rec_len: int):
+        self.plan = plan
+        self.rec_len = rec_len
+        self.bodies: list[bytes] = []
+        self.counts: list[int] = []
+        self.ctxs: list[Context] = []
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+    def add(self, body: bytes, ctx: Context) -> int:
+        """Take a set body; returns its records (trailing padding ignored)."""
+        n = len(body) // self.rec_len
+        if n > 0:
+            self.bodies.append(body[:n * self.rec_len] if len(body) != n * self.rec_len else body)
+            self.counts.append(n)
+            self.ctxs.append(ctx)
+        return max(n, 0)
+
+    def block(self) -> Block:
+        plan, n = self.plan, self.n
+        data = self.bodies[0] if len(self.bodies) == 1 else b"".join(self.bodies)
+        raw = np.frombuffer(data, dtype=plan.dtype, count=n)
+        cols: dict[str, np.ndarray] = {k: raw[k].astype(np.uint64) for k in plan.dtype.names}
+        if plan.fields:
+            b = np.frombuffer(data, dtype=np.uint8, count=n * self.rec_len).reshape(n, self.rec_len)
+            for key, off, length in plan.fields:
+                v = np.zeros(n, dtype=np.uint64)
+                for i in range(length):
+                    v = (v << np.uint64(8)) | b[:, off + i].astype(np.uint64)
+                cols[key] = v
+        return Block(n, _columns(cols, n, _PerRecord(self.ctxs, self.counts)))
+
+
+class _PerRecord:
+    """The datagram context of every record: one value when all sets share it, else an array."""
+
+    def __init__(self, ctxs: list[Context], counts: list[int]):
+        def each(values: list, dtype: Any) -> Any:
+            if all(v == values[0] for v in values):
+                return values[0]
+            return np.repeat(np.array(values, dtype=dtype), counts)
+
+        self.export_ms = each([c.export_ms for c in ctxs], np.int64)
+        self.uptime_ms = each([c.uptime_ms for c in ctxs], object)
+        self.sys_init_ms = each([c.sys_init_ms for c in ctxs], object)
+        self.sampling = each([c.sampling or 1 for c in ctxs], np.uint64)
+        self.interface_id = each([c.interface_id for c in ctxs], np.uint64)
+        self.probe_ip = each([c.probe_ip for c in ctxs], object)
+        self.source_type = each([c.source_type for c in ctxs], object)
+
+
+class Pending:
+    """Data sets waiting to become columns, by template plan (the collector turns them into
+    blocks when it hands a batch to the writer)."""
+
+    def __init__(self) -> None:
+        self.sets: dict[Plan, Sets] = {}
+        self.rows = 0
+
+    def add(self, plan: Plan, rec_len: int, body: bytes, ctx: Context) -> int:
+        """Take a set body of a flows template; returns its records."""
+        sets = self.sets.get(plan)
+        if sets is None:
+            sets = self.sets[plan] = Sets(plan, rec_len)
+        n = sets.add(body, ctx)
+        self.rows += n
+        return n
+
+    def blocks(self) -> list[Block]:
+        out = [s.block() for s in self.sets.values() if s.counts]
+        self.sets.clear()
+        self.rows = 0
+        return out
 
 
 def _zeros(n: int) -> np.ndarray:
@@ -140,7 +224,7 @@ def _scale(v: np.ndarray, rate: np.ndarray) -> np.ndarray:
     return np.where(over, _U64, v * rate)
 
 
-def _time(c: dict, ctx: Context, ms: str, s: str, up: str, n: int) -> np.ndarray:
+def _time(c: dict, ctx: _PerRecord, ms: str, s: str, up: str, n: int) -> np.ndarray:
     """mapping._time for a whole set, as int64 (-1: unknown)."""
     v = c.get(ms)
     if v is not None:
@@ -149,16 +233,32 @@ def _time(c: dict, ctx: Context, ms: str, s: str, up: str, n: int) -> np.ndarray
     if v is not None:
         return (np.minimum(v, np.uint64(MAX_MS // 1000 + 1)) * np.uint64(1000)).astype(np.int64)
     v = c.get(up)
-    if v is not None:
-        if ctx.uptime_ms is not None:
-            d = (np.uint64(ctx.uptime_ms) - v) & np.uint64(U32)
-            d = d.astype(np.int64)
-            d = np.where(d >= 0x80000000, d - (1 << 32), d)
-            return ctx.export_ms - d
-        if ctx.sys_init_ms is not None:
-            top = MAX_MS + 1  # both bounded: the sum stays in int64 and still clamps to MAX_MS
-            return min(ctx.sys_init_ms, top) + np.minimum(v, np.uint64(top)).astype(np.int64)
-    return np.full(n, -1, dtype=np.int64)
+    if v is None:
+        return np.full(n, -1, dtype=np.int64)
+    top = MAX_MS + 1  # bounded: sums stay in int64 and still clamp to MAX_MS
+    out = np.full(n, -1, dtype=np.int64)
+    init = _known(ctx.sys_init_ms, n)
+    if init is not None:
+        has, vals = init
+        vals = np.minimum(vals, top) + np.minimum(v, np.uint64(top)).astype(np.int64)
+        out = np.where(has, vals, out)
+    up_ms = _known(ctx.uptime_ms, n)
+    if up_ms is not None:  # the exporter's uptime wins over its init time, as in build_row
+        has, vals = up_ms
+        d = ((vals.astype(np.uint64) - v) & np.uint64(U32)).astype(np.int64)
+        d = np.where(d >= 0x80000000, d - (1 << 32), d)
+        out = np.where(has, ctx.export_ms - d, out)
+    return out
+
+
+def _known(value: Any, n: int) -> tuple[Any, np.ndarray] | None:
+    """(which records have it, values as int64) of an optional context value; None: no record has it."""
+    if isinstance(value, np.ndarray):
+        has = np.array([x is not None for x in value.tolist()])
+        return has, np.array([min(x, MAX_MS + 1) if x is not None else 0 for x in value.tolist()], dtype=np.int64)
+    if value is None:
+        return None
+    return True, np.full(n, min(value, MAX_MS + 1), dtype=np.int64)
 
 
 def _ip_text(v: np.ndarray) -> Any:
@@ -187,7 +287,7 @@ def _guess_l7(proto: np.ndarray, sport: np.ndarray, dport: np.ndarray, n: int) -
     return out
 
 
-def _columns(c: dict[str, np.ndarray], n: int, ctx: Context) -> list[Any]:
+def _columns(c: dict[str, np.ndarray], n: int, ctx: _PerRecord) -> list[Any]:
     """The flows columns of build_row, whole sets at a time."""
     zero = _zeros(n)
     g = c.get
@@ -196,7 +296,8 @@ def _columns(c: dict[str, np.ndarray], n: int, ctx: Context) -> list[Any]:
     rate = g("sampling", zero)
     if "sampler_interval" in c:
         rate = np.where(rate != 0, rate, c["sampler_interval"])
-    rate = np.where(rate != 0, rate, np.uint64(ctx.sampling or 1))
+    rate = np.where(rate != 0, rate, np.uint64(ctx.sampling) if not isinstance(ctx.sampling, np.ndarray)
+                    else ctx.sampling)
     if (rate > 1).any():
         b, rb, p, rp = (_scale(x, rate) for x in (b, rb, p, rp))
     proto = g("proto", zero) & np.uint64(0xFF)

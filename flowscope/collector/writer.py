@@ -127,7 +127,8 @@ class CollectorWriter:
             self.written += len(rows)
         else:
             # one Arrow insert of columns: no per-row encoding
-            chunks = [(b.n, b.columns) for b in blocks] + ([(len(rows), list(zip(*rows)))] if rows else [])
+            chunks = [(b.n, b.columns) for b in [Block.concat(blocks)] if blocks]
+            chunks += [(len(rows), list(zip(*rows)))] if rows else []
             n = sum(k for k, _ in chunks)
             try:
                 self.store.insert_columns("flows", COLUMNS, chunks)

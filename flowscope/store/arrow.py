@@ -21,8 +21,11 @@ _MS = "DateTime64(3"
 
 
 def _column(pa: Any, values: Any, ch_type: str, n: int) -> Any:
-    if not hasattr(values, "__len__") or isinstance(values, str):
-        values = [values] * n  # one value for the whole chunk
+    shared = not hasattr(values, "__len__") or isinstance(values, str)  # one value for the whole chunk
+    if shared and not ch_type.startswith(_MS):
+        return pa.repeat(pa.scalar(values, _column(pa, [], ch_type, 0).type), n)
+    if shared:
+        values = [values] * n
     name = _INTS.get(ch_type)
     if name is not None:
         return pa.array(values, getattr(pa, name)())
