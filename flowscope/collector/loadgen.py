@@ -75,7 +75,8 @@ class Load:
                                   + data_set)
 
     def send(self, port: int, rate: float, seconds: float) -> dict[str, Any]:
-        """Send `rate` records/s for `seconds` (template first); what was sent and how fast."""
+        """Send `rate` records/s for `seconds` (template first; rate 0: as fast as possible, for a
+        burst the receive buffer holds); what was sent and how fast."""
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         dest = ("127.0.0.1", port)
         s.sendto(self.tpl_datagram, dest)
@@ -86,7 +87,7 @@ class Load:
         end = start + seconds
         now = start
         while now < end:
-            due = min(int((now - start) * per_s) + 1, int(seconds * per_s))
+            due = min(int((now - start) * per_s) + 1, int(seconds * per_s)) if rate else sent + VARIANTS
             export_s = int(time.time())
             while sent < due:
                 d = bytearray(self.datagrams[sent % VARIANTS])
@@ -94,7 +95,8 @@ class Load:
                 s.sendto(d, dest)
                 sent += 1
                 seq += self.records
-            time.sleep(0.002)
+            if rate:
+                time.sleep(0.002)
             now = time.perf_counter()
         elapsed = time.perf_counter() - start
         s.close()
