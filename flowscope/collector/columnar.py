@@ -3,8 +3,9 @@
 Which fields a template carries decides every choice `mapping.build_row` makes per record (IPv4
 or IPv6, which counter is forward, which timestamp), so for most templates those choices are made
 once per template and the values are computed for the whole set at once: a `Block` of flows
-columns. Templates needing a per-record lookup (IPv6 text, application ids and names, samplers by
-id, NTP or delta timestamps) keep the record path; a test checks both paths give the same rows.
+columns (addresses as text: each distinct one converted once). Templates needing a per-record
+lookup (application ids and names, samplers by id, NTP or delta timestamps, observation times) keep
+the record path; a test checks both paths give the same rows.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from flowscope.collector import mapping
 from flowscope.collector.mapping import COL, COLUMNS, MAX_MS, U32, U64, Context, fmt_ms, is_flow_record
 
 #: record keys that send a template down the record path
-RECORD_PATH = frozenset({"src6", "dst6", "nh6", "bgp_nh6", "sampler_id", "app_id", "l7_name", "first_us", "last_us",
+RECORD_PATH = frozenset({"sampler_id", "app_id", "l7_name", "first_us", "last_us",
                          "first_ns", "last_ns", "first_delta_us", "last_delta_us", "obs_ms"})
 #: record keys build_row reads (every other field is skipped by its length)
 USED = frozenset({"src4", "dst4", "bytes", "pkts", "init_bytes", "total_bytes", "rbytes", "resp_bytes", "out_bytes",
                   "init_pkts", "total_pkts", "rpkts", "resp_pkts", "out_pkts", "sampling", "sampler_interval", "proto",
                   "sport", "dport", "first_ms", "last_ms", "first_s", "last_s", "first_up", "last_up", "l7", "nh4",
                   "bgp_nh4", "vlan", "dot1q_vlan", "smac", "dmac", "dmac_post", "tcp_flags", "rtcp_flags", "src_as",
-                  "dst_as", "in_if", "out_if"})
+                  "dst_as", "in_if", "out_if", "src6", "dst6", "nh6", "bgp_nh6"})
 _INT_KINDS = {"u", "mac", "ip4"}
+_IP6 = frozenset({"src6", "dst6", "nh6", "bgp_nh6"})
+_ZERO16 = np.zeros(1, dtype="V16")[0]
 _STD = {1: ">u1", 2: ">u2", 4: ">u4", 8: ">u8"}
 _U64 = np.uint64(U64)
 
@@ -106,12 +109,16 @@ def _make_plan(tpl: Any) -> Plan | None:
             return None
         if key not in USED:
             continue
-        if kind not in _INT_KINDS or not 0 < length <= 8 or (kind == "ip4" and length != 4):
-            if kind == "ip4":
-                continue  # an IPv4 field of another length is skipped, as the record path does
+        if (kind == "ip4" and length != 4) or (kind == "ip6" and length != 16):
+            continue  # an address of another length is skipped, as the record path does
+        if kind not in _INT_KINDS and kind != "ip6" or kind != "ip6" and not 0 < length <= 8:
             return None
         seen.add(key)
-        if length in _STD:
+        if kind == "ip6":
+            names.append(key)
+            formats.append("V16")
+            offsets.append(here)
+        elif length in _STD:
             names.append(key)
             formats.append(_STD[length])
             offsets.append(here)
@@ -151,7 +158,8 @@ class Sets:
         plan, n = self.plan, self.n
         data = self.bodies[0] if len(self.bodies) == 1 else b"".join(self.bodies)
         raw = np.frombuffer(data, dtype=plan.dtype, count=n)
-        cols: dict[str, np.ndarray] = {k: raw[k].astype(np.uint64) for k in plan.dtype.names}
+        cols: dict[str, np.ndarray] = {k: raw[k].copy() if k in _IP6 else raw[k].astype(np.uint64)
+                                       for k in plan.dtype.names}
         if plan.fields:
             b = np.frombuffer(data, dtype=np.uint8, count=n * self.rec_len).reshape(n, self.rec_len)
             for key, off, length in plan.fields:
@@ -262,10 +270,29 @@ def _known(value: Any, n: int) -> tuple[Any, np.ndarray] | None:
 
 
 def _ip_text(v: np.ndarray) -> Any:
-    """IPv4 next hops as text ('' for 0), converting each distinct address once."""
+    """IPv4 (ints; '' for 0) or IPv6 (16 bytes) addresses as text, converting each distinct one once;
+    one value when all are the same."""
     uniq, inv = np.unique(v, return_inverse=True)
-    texts = np.array([socket.inet_ntoa(int(u).to_bytes(4, "big")) if u else "" for u in uniq.tolist()], dtype=object)
-    return texts[0] if len(uniq) == 1 else texts[inv]
+    if v.dtype.kind == "V":
+        texts = [socket.inet_ntop(socket.AF_INET6, bytes(u)) for u in uniq]
+    else:
+        texts = [socket.inet_ntoa(int(u).to_bytes(4, "big")) if u else "" for u in uniq.tolist()]
+    return texts[0] if len(uniq) == 1 else np.array(texts, dtype=object)[inv.reshape(-1)]
+
+
+def _next_hop(c: dict[str, np.ndarray], n: int) -> Any:
+    """build_row's NEXT_HOP: the IPv4 next hop, else the IPv6 one (nh6, else bgp_nh6) unless all zero,
+    else the BGP IPv4 next hop, else ''."""
+    zero = _zeros(n)
+    nh4 = c.get("nh4", zero)
+    text = _ip_text(np.where(nh4 != 0, nh4, c["bgp_nh4"]) if "bgp_nh4" in c else nh4)
+    v6 = c["nh6"] if "nh6" in c else c.get("bgp_nh6")
+    if v6 is not None:
+        use6 = (nh4 == 0) & (v6 != _ZERO16)
+        if use6.any():
+            text = np.array([text] * n, dtype=object) if not isinstance(text, np.ndarray) else text
+            text[use6] = _ip_text(v6[use6])
+    return text
 
 
 _port_lut: dict[int, np.ndarray] = {}
@@ -315,9 +342,6 @@ def _columns(c: dict[str, np.ndarray], n: int, ctx: _PerRecord) -> list[Any]:
     else:
         l7 = np.where(by_exporter, l7, _guess_l7(proto, sport, dport, n))
         cls = np.where(by_exporter, "exporter", "port").astype(object) if by_exporter.any() else "port"
-    nh = g("nh4", zero)
-    if "bgp_nh4" in c:
-        nh = np.where(nh != 0, nh, c["bgp_nh4"])
     vlan = c["vlan"] if "vlan" in c else g("dot1q_vlan", zero)
     dmac = g("dmac", zero)
     if "dmac_post" in c:
@@ -325,22 +349,24 @@ def _columns(c: dict[str, np.ndarray], n: int, ctx: _PerRecord) -> list[Any]:
     total_p = p + rp
     total_b = b + rb
     mac = np.uint64(0xFFFFFFFFFFFF)
+    v6 = "src6" in c and "src4" not in c  # build_row's choice, the same for every record of a template
     u32 = np.uint64(U32)
     out: list[Any] = [None] * len(COLUMNS)
     values = {
         "FLOW_ID": np.uint64(mapping.take_flow_ids(n)) + np.arange(n, dtype=np.uint64),
-        "IP_PROTOCOL_VERSION": 4, "FIRST_SEEN": np.clip(first, 0, MAX_MS), "LAST_SEEN": np.clip(last, 0, MAX_MS),
+        "IP_PROTOCOL_VERSION": 6 if v6 else 4, "FIRST_SEEN": np.clip(first, 0, MAX_MS), "LAST_SEEN": np.clip(last, 0, MAX_MS),
         "VLAN_ID": vlan & np.uint64(0xFFF),
         "PACKETS": np.where(total_p < p, _U64, total_p), "TOTAL_BYTES": np.where(total_b < b, _U64, total_b),
         "SRC2DST_BYTES": b, "DST2SRC_BYTES": rb, "SRC2DST_PACKETS": p, "DST2SRC_PACKETS": rp,
-        "PROTOCOL": proto, "IPV4_SRC_ADDR": g("src4", zero), "IPV4_DST_ADDR": g("dst4", zero),
-        "IPV6_SRC_ADDR": "::", "IPV6_DST_ADDR": "::", "IP_SRC_PORT": sport, "IP_DST_PORT": dport, "L7_PROTO": l7,
+        "PROTOCOL": proto, "IPV4_SRC_ADDR": 0 if v6 else g("src4", zero), "IPV4_DST_ADDR": 0 if v6 else g("dst4", zero),
+        "IPV6_SRC_ADDR": _ip_text(c["src6"]) if v6 else "::",
+        "IPV6_DST_ADDR": (_ip_text(c["dst6"]) if "dst6" in c else "::") if v6 else "::", "IP_SRC_PORT": sport, "IP_DST_PORT": dport, "L7_PROTO": l7,
         "SRC_MAC": g("smac", zero) & mac, "DST_MAC": dmac & mac, "INTERFACE_ID": ctx.interface_id,
         "SRC2DST_TCP_FLAGS": g("tcp_flags", zero) & np.uint64(0xFF),
         "DST2SRC_TCP_FLAGS": g("rtcp_flags", zero) & np.uint64(0xFF),
         "SRC_ASN": g("src_as", zero) & u32, "DST_ASN": g("dst_as", zero) & u32, "PROBE_IP": ctx.probe_ip,
         "INPUT_SNMP": g("in_if", zero) & u32, "OUTPUT_SNMP": g("out_if", zero) & u32,
-        "NEXT_HOP": _ip_text(nh), "SAMPLING_RATE": np.minimum(rate, u32), "SOURCE_TYPE": ctx.source_type,
+        "NEXT_HOP": _next_hop(c, n), "SAMPLING_RATE": np.minimum(rate, u32), "SOURCE_TYPE": ctx.source_type,
         "CLASSIFIED_BY": cls,
     }
     for name, v in values.items():
