@@ -4,7 +4,7 @@ Which fields a template carries decides every choice `mapping.build_row` makes p
 or IPv6, which counter is forward, which timestamp), so for most templates those choices are made
 once per template and the values are computed for the whole set at once: a `Block` of flows
 columns (addresses as text: each distinct one converted once). Templates needing a per-record
-lookup (application ids and names, samplers by id, NTP or delta timestamps, observation times) keep
+lookup (application ids and names, samplers by id, NTP or delta timestamps) keep
 the record path; a test checks both paths give the same rows.
 """
 
@@ -20,13 +20,13 @@ from flowscope.collector.mapping import COL, COLUMNS, MAX_MS, U32, U64, Context,
 
 #: record keys that send a template down the record path
 RECORD_PATH = frozenset({"sampler_id", "app_id", "l7_name", "first_us", "last_us",
-                         "first_ns", "last_ns", "first_delta_us", "last_delta_us", "obs_ms"})
+                         "first_ns", "last_ns", "first_delta_us", "last_delta_us"})
 #: record keys build_row reads (every other field is skipped by its length)
 USED = frozenset({"src4", "dst4", "bytes", "pkts", "init_bytes", "total_bytes", "rbytes", "resp_bytes", "out_bytes",
                   "init_pkts", "total_pkts", "rpkts", "resp_pkts", "out_pkts", "sampling", "sampler_interval", "proto",
                   "sport", "dport", "first_ms", "last_ms", "first_s", "last_s", "first_up", "last_up", "l7", "nh4",
                   "bgp_nh4", "vlan", "dot1q_vlan", "smac", "dmac", "dmac_post", "tcp_flags", "rtcp_flags", "src_as",
-                  "dst_as", "in_if", "out_if", "src6", "dst6", "nh6", "bgp_nh6"})
+                  "dst_as", "in_if", "out_if", "src6", "dst6", "nh6", "bgp_nh6", "obs_ms"})
 _INT_KINDS = {"u", "mac", "ip4"}
 _IP6 = frozenset({"src6", "dst6", "nh6", "bgp_nh6"})
 _ZERO16 = np.zeros(1, dtype="V16")[0]
@@ -332,7 +332,11 @@ def _columns(c: dict[str, np.ndarray], n: int, ctx: _PerRecord) -> list[Any]:
     dport = g("dport", zero) & np.uint64(0xFFFF)
     first = _time(c, ctx, "first_ms", "first_s", "first_up", n)
     last = _time(c, ctx, "last_ms", "last_s", "last_up", n)
-    first = np.where(first < 0, np.where(last >= 0, last, ctx.export_ms), first)
+    fallback = ctx.export_ms
+    if "obs_ms" in c:
+        obs = np.minimum(c["obs_ms"], np.uint64(MAX_MS + 1)).astype(np.int64)
+        fallback = np.where(obs != 0, obs, ctx.export_ms)
+    first = np.where(first < 0, np.where(last >= 0, last, fallback), first)
     last = np.maximum(last, first)
     l7 = g("l7", zero)
     by_exporter = l7 != 0
