@@ -24,12 +24,11 @@ import argparse
 import asyncio
 import os
 import struct
-import sys
 import tempfile
 import threading
 import time
 
-from _common import ROOT, load, table, verdict  # noqa: I001  (puts the repository on sys.path)
+from _common import ROOT, load, table, verdict
 
 from flowscope.collector import netflow_v9_ipfix
 from flowscope.collector.columnar import Block, Pending

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from flowscope.collector import mapping
-from flowscope.collector.mapping import COL, COLUMNS, MAX_MS, U32, U64, Context, fmt_ms, is_flow_record
+from flowscope.collector.mapping import (
+    COL,
+    COLUMNS,
+    MAX_MS,
+    U32,
+    U64,
+    Context,
+    fmt_ms,
+    is_flow_record,
+)
 
 #: record keys that send a template down the record path
 RECORD_PATH = frozenset({"sampler_id", "app_id", "l7_name", "first_us", "last_us",
@@ -37,14 +46,14 @@ _U64 = np.uint64(U64)
 class Block:
     """Flows rows of one data set as columns: numpy arrays, or one value shared by every row."""
 
-    __slots__ = ("n", "columns")
+    __slots__ = ("columns", "n")
 
     def __init__(self, n: int, columns: list[Any]):
         self.n = n
         self.columns = columns  # in mapping.COLUMNS order; FIRST_SEEN/LAST_SEEN as epoch ms
 
     @staticmethod
-    def concat(blocks: list["Block"]) -> "Block":
+    def concat(blocks: list[Block]) -> Block:
         """One block of many (a column shared by all keeps one value)."""
         if len(blocks) == 1:
             return blocks[0]
@@ -79,7 +88,7 @@ def _dtype(value: Any) -> Any:
 class Plan:
     """How to read one template's records as columns."""
 
-    __slots__ = ("dtype", "fields", "keys", "flows")
+    __slots__ = ("dtype", "fields", "flows", "keys")
 
     def __init__(self, dtype: np.dtype, fields: list[tuple[str, int, int]], keys: frozenset[str]):
         self.dtype = dtype
@@ -132,7 +141,7 @@ class Sets:
     """Data sets of one template waiting to become columns: many sets (and datagrams) are turned
     into columns at once, so numpy's cost per call is spread over thousands of records."""
 
-    __slots__ = ("plan", "rec_len", "bodies", "counts", "ctxs")
+    __slots__ = ("bodies", "counts", "ctxs", "plan", "rec_len")
 
     def __init__(self, plan: Plan, rec_len: int):
         self.plan = plan

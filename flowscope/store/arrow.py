@@ -13,7 +13,8 @@ numpy array) or one value that every row of the chunk shares.
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _INTS = {"UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
          "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64"}
@@ -43,7 +44,7 @@ def stream(names: Sequence[str], chunks: Sequence[Sequence[Any]], lengths: Seque
            ch_types: Sequence[str]) -> bytes:
     """One Arrow IPC stream (format `ArrowStream`) of every chunk (`lengths`: rows per chunk)."""
     import pyarrow as pa  # imported on first insert: keeps start-up light
-    import pyarrow.ipc as ipc
+    from pyarrow import ipc
 
     columns = [pa.chunked_array([_column(pa, chunk[i], t, n) for chunk, n in zip(chunks, lengths)],
                                 _column(pa, [], t, 0).type)

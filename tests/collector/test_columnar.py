@@ -8,7 +8,6 @@ import random
 import struct
 
 import pytest
-
 from collector_harness import mutate, need_exports
 
 from flowscope.collector import netflow_v9_ipfix
