@@ -12,6 +12,7 @@ from typing import Any, Callable
 from flowscope.collector.columnar import Block
 from flowscope.collector.mapping import COLUMNS, live_row
 from flowscope.services.snmp.rates import CounterSample, compute_rates
+from flowscope.store.backend import ms_text
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,6 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
 
 
 _IFACE, _PACKETS, _BYTES = (COLUMNS.index(c) for c in ("INTERFACE_ID", "PACKETS", "TOTAL_BYTES"))
-
-
-def ms_text(ms: int) -> str:
-    s, frac = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
 
 
 class CollectorWriter:

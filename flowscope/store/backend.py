@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -284,16 +285,25 @@ class ServerBackend:
 
     def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
                        ch_types: Sequence[str]) -> int:
-        def seq(c: Any, n: int) -> Sequence[Any]:
-            if hasattr(c, "tolist"):
-                return c.tolist()
-            return c if hasattr(c, "__len__") and not isinstance(c, str) else [c] * n
+        def seq(c: Any, n: int, ch_type: str) -> Sequence[Any]:
+            values = c.tolist() if hasattr(c, "tolist") else c
+            if not hasattr(values, "__len__") or isinstance(values, str):
+                values = [values] * n
+            if ch_type.startswith("DateTime64(3") and values and isinstance(values[0], int):
+                values = [ms_text(v) for v in values]  # epoch ms, as the rows path sends them: text
+            return values
 
-        rows = [r for n, cols in chunks for r in zip(*(seq(c, n) for c in cols))]
+        rows = [r for n, cols in chunks for r in zip(*(seq(c, n, t) for c, t in zip(cols, ch_types)))]
         return self.insert(table, names, rows)
 
     def close(self) -> None:
         self.pool.close()
+
+
+def ms_text(ms: int) -> str:
+    """Epoch milliseconds as 'YYYY-MM-DD hh:mm:ss.fff' (UTC)."""
+    s, frac = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
 
 
 def _jsonable(v: Any) -> Any:
