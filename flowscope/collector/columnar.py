@@ -4,7 +4,7 @@ Which fields a template carries decides every choice `mapping.build_row` makes p
 or IPv6, which counter is forward, which timestamp), so for most templates those choices are made
 once per template and the values are computed for the whole set at once: a `Block` of flows
 columns (addresses as text: each distinct one converted once). Templates needing a per-record
-lookup (application ids and names, samplers by id, NTP or delta timestamps) keep
+lookup (application ids and names, NTP or delta timestamps) keep
 the record path; a test checks both paths give the same rows.
 """
 
@@ -28,14 +28,14 @@ from flowscope.collector.mapping import (
 )
 
 #: record keys that send a template down the record path
-RECORD_PATH = frozenset({"sampler_id", "app_id", "l7_name", "first_us", "last_us",
+RECORD_PATH = frozenset({"app_id", "l7_name", "first_us", "last_us",
                          "first_ns", "last_ns", "first_delta_us", "last_delta_us"})
 #: record keys build_row reads (every other field is skipped by its length)
 USED = frozenset({"src4", "dst4", "bytes", "pkts", "init_bytes", "total_bytes", "rbytes", "resp_bytes", "out_bytes",
                   "init_pkts", "total_pkts", "rpkts", "resp_pkts", "out_pkts", "sampling", "sampler_interval", "proto",
                   "sport", "dport", "first_ms", "last_ms", "first_s", "last_s", "first_up", "last_up", "l7", "nh4",
                   "bgp_nh4", "vlan", "dot1q_vlan", "smac", "dmac", "dmac_post", "tcp_flags", "rtcp_flags", "src_as",
-                  "dst_as", "in_if", "out_if", "src6", "dst6", "nh6", "bgp_nh6", "obs_ms"})
+                  "dst_as", "in_if", "out_if", "src6", "dst6", "nh6", "bgp_nh6", "obs_ms", "sampler_id"})
 _INT_KINDS = {"u", "mac", "ip4"}
 _IP6 = frozenset({"src6", "dst6", "nh6", "bgp_nh6"})
 _ZERO16 = np.zeros(1, dtype="V16")[0]
@@ -122,6 +122,8 @@ def _make_plan(tpl: Any) -> Plan | None:
             continue  # an address of another length is skipped, as the record path does
         if kind not in _INT_KINDS and kind != "ip6" or kind != "ip6" and not 0 < length <= 8:
             return None
+        if key == "sampler_id" and length not in _STD:
+            return None  # looked up as each set arrives: read with the plan's dtype
         seen.add(key)
         if kind == "ip6":
             names.append(key)
@@ -141,7 +143,7 @@ class Sets:
     """Data sets of one template waiting to become columns: many sets (and datagrams) are turned
     into columns at once, so numpy's cost per call is spread over thousands of records."""
 
-    __slots__ = ("bodies", "counts", "ctxs", "plan", "rec_len")
+    __slots__ = ("bodies", "counts", "ctxs", "plan", "rec_len", "sampler_rates")
 
     def __init__(self, plan: Plan, rec_len: int):
         self.plan = plan
@@ -149,6 +151,7 @@ class Sets:
         self.bodies: list[bytes] = []
         self.counts: list[int] = []
         self.ctxs: list[Context] = []
+        self.sampler_rates: list[np.ndarray] = []  # per record, looked up when its set arrives
 
     @property
     def n(self) -> int:
@@ -161,6 +164,8 @@ class Sets:
             self.bodies.append(body[:n * self.rec_len] if len(body) != n * self.rec_len else body)
             self.counts.append(n)
             self.ctxs.append(ctx)
+            if "sampler_id" in self.plan.keys:
+                self.sampler_rates.append(_sampler_rates(self.plan, body, n, ctx))
         return max(n, 0)
 
     def block(self) -> Block:
@@ -176,7 +181,18 @@ class Sets:
                 for i in range(length):
                     v = (v << np.uint64(8)) | b[:, off + i].astype(np.uint64)
                 cols[key] = v
+        if self.sampler_rates:
+            cols["_sampler_rate"] = np.concatenate(self.sampler_rates)
         return Block(n, _columns(cols, n, _PerRecord(self.ctxs, self.counts)))
+
+
+def _sampler_rates(plan: Plan, body: bytes, n: int, ctx: Context) -> np.ndarray:
+    """The rate of each record's sampler as the exporter's options data told it so far (0: unknown),
+    looked up once per distinct sampler id."""
+    sid = np.frombuffer(body, dtype=plan.dtype, count=n)["sampler_id"]
+    uniq, inv = np.unique(sid, return_inverse=True)
+    rates = [ctx.samplers.get((ctx.domain, s)) or 0 for s in uniq.tolist()]
+    return np.array(rates, dtype=np.uint64)[inv.reshape(-1)]
 
 
 class _PerRecord:
@@ -332,6 +348,8 @@ def _columns(c: dict[str, np.ndarray], n: int, ctx: _PerRecord) -> list[Any]:
     rate = g("sampling", zero)
     if "sampler_interval" in c:
         rate = np.where(rate != 0, rate, c["sampler_interval"])
+    if "_sampler_rate" in c:
+        rate = np.where(rate != 0, rate, c["_sampler_rate"])
     rate = np.where(rate != 0, rate, np.uint64(ctx.sampling) if not isinstance(ctx.sampling, np.ndarray)
                     else ctx.sampling)
     if (rate > 1).any():

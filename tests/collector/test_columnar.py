@@ -22,7 +22,7 @@ FIELDS = [(1, 0, (4, 8, 3, 6)), (2, 0, (4, 8, 5)), (4, 0, (1, 2)), (6, 0, (1, 2)
           (86, 0, (8,)), (150, 0, (4,)), (151, 0, (4,)), (152, 0, (8,)), (153, 0, (8,)), (231, 0, (8,)),
           (232, 0, (8,)), (298, 0, (8,)), (299, 0, (8,)), (1, 29305, (8,)), (2, 29305, (4,)), (6, 29305, (1,)),
           (118, 35632, (2,)), (999, 0, (4,)), (27, 0, (16,)), (28, 0, (16, 4)), (62, 0, (16,)), (63, 0, (16,)),
-          (323, 0, (8,))]
+          (323, 0, (8,)), (48, 0, (1, 2))]
 
 
 def _rows(datagrams: list[tuple[bytes, str]], columns: bool, monkeypatch, grouped: bool = False
@@ -73,6 +73,18 @@ def _random_template(rng: random.Random, v9: bool) -> list[tuple[int, int, int]]
     return [(f, pen, rng.choice(lengths)) for f, pen, lengths in chosen if not (v9 and pen and f != 118)]
 
 
+def _sampler_options(rng: random.Random, v9: bool) -> bytes:
+    """An options template and its data: the sampling rates of samplers 0..3 (they change over time)."""
+    if v9:
+        tpl = struct.pack("!HHHHHHHHH", 600, 4, 8, 1, 4, 48, 1, 34, 4)
+        tset = struct.pack("!HH", 1, 4 + len(tpl)) + tpl
+    else:
+        tpl = struct.pack("!HHHHHHHHH", 600, 3, 1, 149, 4, 48, 1, 50, 4)
+        tset = struct.pack("!HH", 3, 4 + len(tpl)) + tpl
+    recs = b"".join(struct.pack("!IBI", 7, sid, rng.choice((1, 10, 100, 4096))) for sid in range(4))
+    return tset + struct.pack("!HH", 600, 4 + len(recs)) + recs
+
+
 def _random_datagram(rng: random.Random, v9: bool, tid: int, fields: list, seq: int) -> bytes:
     if v9:
         fields = [(57590 if pen else f, 0, n) for f, pen, n in fields]
@@ -83,9 +95,9 @@ def _random_datagram(rng: random.Random, v9: bool, tid: int, fields: list, seq: 
     pad = b"\x00" * rng.choice((0, 0, 3))
     tset = struct.pack("!HH", 0 if v9 else 2, 4 + len(tpl)) + tpl
     dset = struct.pack("!HH", tid, 4 + len(recs) + len(pad)) + recs + pad
+    body = (_sampler_options(rng, v9) if rng.random() < 0.2 else b"") + tset + dset
     if v9:
-        return struct.pack("!HHIIII", 9, 2, rng.randrange(1 << 32), 1_700_000_000, seq, 7) + tset + dset
-    body = tset + dset
+        return struct.pack("!HHIIII", 9, 2, rng.randrange(1 << 32), 1_700_000_000, seq, 7) + body
     return struct.pack("!HHIII", 10, 16 + len(body), 1_700_000_000 - rng.randrange(100), seq, 7) + body
 
 
