@@ -1,164 +1,184 @@
-"""Flow collector benchmark: records/s decoded and stored on generated IPFIX.
+"""Flow collector benchmark: IPFIX records/s decoded and stored, and loss at a steady 100 k/s.
 
-Measures, in one run:
-  1. decode only            (Collector.handle on prebuilt datagrams, no socket, no store)
-  2. chDB insert only       (Store.insert of prebuilt flows rows)
-  3. full path over UDP     (sender process -> asyncio listener -> decoder thread -> store), at
-                            increasing offered rates; reports where loss starts.
-Ratios are printed against the decode-only and insert-only baselines.
+The load (flowscope/collector/loadgen.py) is data records generated for a real router's template
+(MikroTik, 51-byte IPv4 records, from ../shared/corpus; a template of the same kind is made up when
+the corpus is absent), 27 records per datagram, sent from a process of its own to 127.0.0.1.
 
-Usage: .venv/bin/python bench/bench_collector.py [--seconds 3] [--rates 25000,50000,100000,200000,400000]
-Sends only to 127.0.0.1.
+Measured in one run:
+  1. decode, record by record   Collector.handle with the columns path off (the decoder before issue 15)
+  2. decode, columns            Collector.handle into pending sets, turned into columns 300 datagrams at a time
+  3. insert only, JSON          Store.insert of the same rows as tuples (the insert before issue 15)
+  4. insert only, Arrow         Store.insert_columns of the same rows as blocks (what the collector does)
+  5. offered rates              sender -> listener -> decoder thread -> writer thread -> `flows`, at rising
+                                paced rates for --seconds each: loss, and how far behind the collector ended
+  5b. full path capacity        a burst sent as fast as the sender can (0.5 s), timed until every row is in
+  6. 100 k records/s for --long seconds (60): offered (sent), stored, every loss counter, CPU per record
+Ratios: full path capacity against the decode-only (columns) and insert-only (Arrow) baselines.
+
+Usage: .venv/bin/python bench/bench_collector.py [--seconds 5] [--rates 100000,200000,400000] [--long 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import os
-import socket
 import struct
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import ROOT, load, table, verdict
 
-from flowscope.collector.core import Collector  # noqa: E402
-from flowscope.collector.mapping import COLUMNS  # noqa: E402
-from flowscope.collector.runtime import FlowCollector  # noqa: E402
-from flowscope.store import Store  # noqa: E402
+from flowscope.collector import netflow_v9_ipfix
+from flowscope.collector.columnar import Block, Pending
+from flowscope.collector.core import Collector
+from flowscope.collector.loadgen import Load, send_in_process
+from flowscope.collector.mapping import COLUMNS
+from flowscope.collector.runtime import FlowCollector
+from flowscope.store import Store
 
-PER_DATAGRAM = 30
-TPL_ID = 400
-FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (1, 8), (2, 8), (10, 4), (14, 4), (152, 8), (153, 8)]
-REC = struct.Struct("!IIHHBBQQIIQQ")
-
-
-def template_set() -> bytes:
-    body = struct.pack("!HH", TPL_ID, len(FIELDS)) + b"".join(struct.pack("!HH", f, n) for f, n in FIELDS)
-    return struct.pack("!HH", 2, 4 + len(body)) + body
+MIKROTIK = ROOT.parent / "shared" / "corpus" / "flow-exports" / "logstash-codec-netflow" / "ipfix_test_mikrotik_tpl.dat"
+GOAL_STORED = 200_000
+BURST_S = 0.5  # of sending as fast as possible: ~400k records, well within the 64 MB receive buffer
 
 
-def datagram(seq: int, i: int, with_template: bool = False) -> bytes:
-    now_ms = int(time.time() * 1000)
-    recs = b"".join(REC.pack(0x0A000000 | ((i + k) & 0xFFFF), 0xC0A80001, 1024 + k, 443, 6, 0x18,
-                             1500 * (k + 1), k + 1, 1, 2, now_ms - 1000, now_ms) for k in range(PER_DATAGRAM))
-    sets = (template_set() if with_template else b"") + struct.pack("!HH", TPL_ID, 4 + len(recs)) + recs
-    return struct.pack("!HHIII", 10, 16 + len(sets), now_ms // 1000, seq, 1) + sets
+def make_load() -> tuple[Load, str]:
+    if MIKROTIK.exists():
+        return Load(MIKROTIK.read_bytes(), 258), "MikroTik template 258 (corpus)"
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (1, 4), (2, 4), (10, 4), (14, 4), (150, 4), (151, 4),
+              (15, 4), (225, 4), (226, 4)]
+    body = struct.pack("!HH", 258, len(fields)) + b"".join(struct.pack("!HH", f, n) for f, n in fields)
+    tset = struct.pack("!HH", 2, 4 + len(body)) + body
+    return Load(struct.pack("!HHIII", 10, 16 + len(tset), int(time.time()), 0, 1) + tset, 258), "made-up template"
 
 
-def sender(port: int, rate: float, seconds: float, out: mp.Queue) -> None:
-    """Send `rate` records/s for `seconds`, in 5 ms bursts; reports datagrams sent."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pre = [datagram(0, j) for j in range(64)]
-    dg_per_s = rate / PER_DATAGRAM
-    start = time.perf_counter()
-    sent = 0
-    seq = 0
-    s.sendto(datagram(0, 0, with_template=True), ("127.0.0.1", port))
-    sent += 1
-    seq += PER_DATAGRAM
-    end = start + seconds
-    while True:
-        now = time.perf_counter()
-        if now >= end:
-            break
-        due = int((now - start) * dg_per_s) + 1
-        while sent < due:
-            d = bytearray(pre[sent % 64])
-            struct.pack_into("!I", d, 8, seq)
-            s.sendto(d, ("127.0.0.1", port))
-            sent += 1
-            seq += PER_DATAGRAM
-        time.sleep(0.005)
-    out.put(sent)
-
-
-def bench_decode(n_datagrams: int = 20000) -> float:
+def decode_rate(ld: Load, columns: bool, n: int = 6000) -> tuple[float, list]:
+    """Records/s (wall, like every other figure here) decoding `n` datagrams; also the rows or blocks made."""
     c = Collector()
-    c.handle(datagram(0, 0, True), ("127.0.0.1", 1))
-    data = [datagram(i * PER_DATAGRAM, i) for i in range(256)]
-    t = time.perf_counter()
-    rows = 0
-    for i in range(n_datagrams):
-        r, _ = c.handle(data[i & 255], ("127.0.0.1", 1))
-        rows += len(r)
-    return rows / (time.perf_counter() - t)
+    c.handle(ld.tpl_datagram, ("127.0.0.1", 1))
+    saved = netflow_v9_ipfix.plan_for
+    if not columns:
+        netflow_v9_ipfix.plan_for = lambda tpl: None
+    try:
+        pending, out, records = Pending(), [], 0
+        t = time.perf_counter()
+        for i in range(n):
+            rows, _ = c.handle(ld.datagrams[i % len(ld.datagrams)], ("127.0.0.1", 1), pending=pending)
+            out += rows
+            if i % 300 == 299:
+                out += pending.blocks()
+        out += pending.blocks()
+        dt = time.perf_counter() - t
+    finally:
+        netflow_v9_ipfix.plan_for = saved
+    records = sum(x.n if isinstance(x, Block) else 1 for x in out)
+    return records / dt, out
 
 
-def bench_insert(store: Store, n: int = 200_000) -> float:
-    c = Collector()
-    c.handle(datagram(0, 0, True), ("127.0.0.1", 1))
-    rows = []
-    while len(rows) < n:
-        rows.extend(c.handle(datagram(len(rows), len(rows)), ("127.0.0.1", 1))[0])
+def insert_rate(store: Store, rows: list[tuple], blocks: list[Block]) -> tuple[float, float]:
+    """Rows/s (wall) inserting the same rows as JSON tuples and as Arrow columns, 20k per insert."""
     t = time.perf_counter()
-    for i in range(0, n, 5000):
-        store.insert("flows", COLUMNS, rows[i:i + 5000])
-    return n / (time.perf_counter() - t)
+    for i in range(0, len(rows), 20_000):
+        store.insert("flows", COLUMNS, rows[i:i + 20_000])
+    json_rate = len(rows) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    n = 0
+    for i in range(0, len(blocks), 20):
+        b = Block.concat(blocks[i:i + 20])
+        store.insert_columns("flows", COLUMNS, [(b.n, b.columns)])
+        n += b.n
+    return json_rate, n / (time.perf_counter() - t)
 
 
 def count(store: Store) -> int:
-    return int(store.query("SELECT count() FROM flows").scalar())
+    return int(store.query("SELECT count() FROM flows", lane="write").scalar())
+
+
+class Running:
+    def __init__(self, store: Store):
+        self.fc = FlowCollector(store, ["udp://127.0.0.1:0"], batch_rows=50_000, batch_seconds=0.5)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self.fc.start(), self.loop).result(30)
+        self.port = self.fc.listeners[0].bound[1]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fc.stop(), self.loop).result(120)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def losses(fc: FlowCollector) -> dict[str, int]:
+    st = fc.status()
+    return {k: st[k] for k in ("socket_drops", "queue_dropped", "rows_dropped", "rows_failed")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--rates", default="25000,50000,100000,200000,400000")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rates", default="100000,200000,400000")
+    ap.add_argument("--long", type=float, default=60.0, help="seconds at 100k records/s (0: skip)")
     args = ap.parse_args()
-    rates = [float(x) for x in args.rates.split(",")]
+    ld, what = make_load()
+    print(f"collector benchmark; {load()}; load: {what}, {ld.records} records per datagram")
 
-    dec = bench_decode()
-    print(f"baseline decode only      : {dec:12,.0f} records/s")
+    dec_rec, rows = decode_rate(ld, columns=False)
+    dec_col, blocks = decode_rate(ld, columns=True)
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
         store.migrate()
-        ins = bench_insert(store)
-        print(f"baseline chDB insert only : {ins:12,.0f} rows/s")
+        ins_json, ins_arrow = insert_rate(store, rows, blocks)
         store.command("TRUNCATE TABLE flows")
+        table("baselines (same run)", ["stage", "records/s", "vs before"], [
+            ["decode, record by record (before)", dec_rec, 1.0],
+            ["decode, columns (now)", dec_col, dec_col / dec_rec],
+            ["insert only, JSON rows (before)", ins_json, 1.0],
+            ["insert only, Arrow columns (now)", ins_arrow, ins_arrow / ins_json]])
 
-        fc = FlowCollector(store, ["udp://127.0.0.1:0"], batch_rows=20000, batch_seconds=1.0)
-        loop = asyncio.new_event_loop()
-        th = threading.Thread(target=loop.run_forever, daemon=True)
-        th.start()
-        asyncio.run_coroutine_threadsafe(fc.start(), loop).result(30)
-        port = fc.listeners[0].bound[1]
-        print(f"listener rcvbuf {fc.listeners[0].rcvbuf():,} bytes; {PER_DATAGRAM} records per datagram")
-        print(f"{'offered rec/s':>14} {'sent':>10} {'stored':>10} {'loss %':>7} {'stored rec/s':>13} "
-              f"{'vs decode':>9} {'vs insert':>9}")
-        loss_at = None
-        best = 0.0
-        for rate in rates:
+        run = Running(store)
+        print(f"\nlistener receive buffer granted: {run.fc.listeners[0].rcvbuf():,} bytes")
+        out = []
+        for rate in [float(x) for x in args.rates.split(",")]:
             before = count(store)
-            q: mp.Queue = mp.Queue()
+            sent = send_in_process(ld, run.port, rate, args.seconds)
             t0 = time.perf_counter()
-            p = mp.get_context("fork").Process(target=sender, args=(port, rate, args.seconds, q))
-            p.start()
-            sent_dg = q.get(timeout=args.seconds + 60)
-            p.join(10)
-            fc.flush(120)
-            elapsed = time.perf_counter() - t0
+            run.fc.flush(300)
             stored = count(store) - before
-            sent = sent_dg * PER_DATAGRAM
-            loss = max(0.0, 1 - stored / sent) * 100 if sent else 0.0
-            through = stored / elapsed
-            best = max(best, through)
-            print(f"{rate:14,.0f} {sent:10,d} {stored:10,d} {loss:7.2f} {through:13,.0f} "
-                  f"{through / dec:9.2f} {through / ins:9.2f}")
-            if loss > 0.1 and loss_at is None:
-                loss_at = rate
-        st = fc.status()
-        print(f"collector: queue_dropped={st['queue_dropped']} undecodable={st['undecodable']} "
-              f"rows_failed={st['rows_failed']}")
-        print(f"loss starts at offered rate: {loss_at:,.0f} records/s" if loss_at else
-              "no loss at any offered rate")
-        print(f"best sustained decoded+stored: {best:,.0f} records/s (goal 200,000; no loss at 50,000)")
-        asyncio.run_coroutine_threadsafe(fc.stop(), loop).result(120)
-        loop.call_soon_threadsafe(loop.stop)
+            out.append([f"{rate:,.0f}", sent["rate"], sent["records"], stored,
+                        100 * (1 - stored / sent["records"]), time.perf_counter() - t0])
+        table(f"offered rates, {args.seconds:g} s each",
+              ["offered rec/s", "sent rec/s", "sent", "stored", "loss %", "behind at end (s)"], out)
+        print(f"  loss counters: {losses(run.fc)}")
+
+        # capacity: a burst sent as fast as the sender can (the receive buffer holds it), timed until stored
+        before = count(store)
+        cpu0, t0 = os.times(), time.perf_counter()
+        sent = send_in_process(ld, run.port, 0, BURST_S)
+        run.fc.flush(300)
+        cpu1, elapsed = os.times(), time.perf_counter() - t0
+        stored = count(store) - before
+        through = stored / elapsed
+        cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / max(stored, 1) * 1e6
+        table("full path over UDP: burst decoded and stored", ["sent", "stored", "seconds", "stored rec/s",
+                                                                "vs decode", "vs insert", "CPU us/rec"],
+              [[sent["records"], stored, elapsed, through, through / dec_col, through / ins_arrow, cpu_us]])
+        print(f"decoded+stored: {through:,.0f} records/s ({verdict(through, GOAL_STORED)}); "
+              f"loss counters: {losses(run.fc)}")
+
+        if args.long:
+            before = count(store)
+            cpu0, t0 = os.times(), time.perf_counter()
+            sent = send_in_process(ld, run.port, 100_000, args.long)
+            run.fc.flush(300)
+            cpu1, wall = os.times(), time.perf_counter() - t0
+            stored = count(store) - before
+            cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            lost = sent["records"] - stored
+            print(f"\n{args.long:g} s at 100k records/s offered: sent {sent['records']:,} at {sent['rate']:,.0f} rec/s, "
+                  f"stored {stored:,}, lost {lost:,} ({'meets' if lost == 0 else 'MISSES'} goal 0); "
+                  f"collector CPU {cpu / max(stored, 1) * 1e6:.2f} us/record ({cpu / wall:.2f} cores); {load()}")
+            print(f"  loss counters: {losses(run.fc)}")
+        run.stop()
         store.close()
 
 

@@ -66,6 +66,7 @@ class AppCollector(Collector):
         status = collector.status()
         dropped = CounterMetricFamily("flowscope_collector_dropped", "Collector records or datagrams dropped "
                                       "before storage, by stage", labels=["stage"])
+        dropped.add_metric(["socket"], status["socket_drops"])
         dropped.add_metric(["queue"], status["queue_dropped"])
         dropped.add_metric(["writer"], status["rows_dropped"])
         yield dropped

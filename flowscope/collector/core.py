@@ -14,12 +14,14 @@ from collections import deque
 from typing import Any, Callable
 
 from flowscope.collector import netflow_v5, netflow_v9_ipfix, sflow
+from flowscope.collector.columnar import Pending
 from flowscope.collector.exporters import Exporter, ExporterRegistry
 from flowscope.collector.netflow_v5 import DecodeError
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[list[tuple], list[dict[str, Any]]], None]
+#: (flows rows, interface counters, flows columns of whole data sets: columnar.Block)
+Sink = Callable[[list[tuple], list[dict[str, Any]], list[Any]], None]
 
 
 def source_type_of(data: bytes) -> str | None:
@@ -60,13 +62,18 @@ class Collector:
         self._queue: deque = deque()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._drain = threading.Event()  # asked to hand on what it holds as soon as the queue is empty
+        #: how long decoded rows may wait to be handed on in a bigger batch
+        self.hold_seconds = min(batch_seconds, 0.2)
         self._busy = False
 
     # --- synchronous decoding ----------------------------------------------------------------
-    def handle(self, data: bytes, addr: tuple, listener_id: int = 100, now: float | None = None
-               ) -> tuple[list[tuple], list[dict[str, Any]]]:
-        """Decode one datagram: (flows rows, interface counters). Never raises."""
+    def handle(self, data: bytes, addr: tuple, listener_id: int = 100, now: float | None = None,
+               pending: Pending | None = None) -> tuple[list[tuple], list[dict[str, Any]]]:
+        """Decode one datagram: (flows rows, interface counters). Never raises. With `pending`, the
+        data sets of fixed-length templates go there (to become columns) instead of into the rows."""
         now = time.time() if now is None else now
+        before = pending.rows if pending is not None else 0
         self.datagrams += 1
         host = normalize_address(str(addr[0]))
         port = int(addr[1]) if len(addr) > 1 else 0
@@ -96,7 +103,7 @@ class Collector:
                 if kind == "netflow5":
                     rows = netflow_v5.decode(data, ex, port, listener_id)
                 else:
-                    rows = netflow_v9_ipfix.decode(data, ex, port, listener_id, now)
+                    rows = netflow_v9_ipfix.decode(data, ex, port, listener_id, now, pending)
         except DecodeError as exc:
             self.undecodable += 1
             if ex is not None:
@@ -110,7 +117,7 @@ class Collector:
                 ex.undecodable += 1
             log.debug("decoder error on datagram from %s", host, exc_info=True)
             return [], []
-        self.rows_out += len(rows)
+        self.rows_out += len(rows) + (pending.rows - before if pending is not None else 0)
         return rows, counters
 
     @staticmethod
@@ -145,6 +152,7 @@ class Collector:
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every queued datagram is decoded and handed to the sink."""
         deadline = time.monotonic() + timeout
+        self._drain.set()
         while time.monotonic() < deadline:
             if self.idle():
                 return True
@@ -154,6 +162,7 @@ class Collector:
     def _run(self) -> None:
         rows: list[tuple] = []
         counters: list[dict[str, Any]] = []
+        pending = Pending()  # data sets that become columns when handed on: many at once is cheap
         last = time.monotonic()
         q = self._queue
         while True:
@@ -161,29 +170,34 @@ class Collector:
                 self._busy = True
                 for _ in range(min(len(q), 2000)):
                     data, addr, lid, t = q.popleft()
-                    r, c = self.handle(data, addr, lid, t)
+                    r, c = self.handle(data, addr, lid, t, pending)
                     if r:
                         rows.extend(r)
                     if c:
                         counters.extend(c)
-            elif self._stop.is_set():
-                self._flush(rows, counters)
-                self._busy = False
-                return
             mono = time.monotonic()
-            if (rows or counters) and (len(rows) >= self.batch_rows or mono - last >= self.batch_seconds
-                                       or not q):
-                self._flush(rows, counters)
+            held = rows or counters or pending.rows
+            stopping = self._stop.is_set() and not q
+            if held and (len(rows) + pending.rows >= self.batch_rows or mono - last >= self.hold_seconds
+                         or stopping or (not q and self._drain.is_set())):
+                self._flush(rows, counters, pending)
                 rows, counters = [], []
                 last = mono
-            if not q:
+                held = False
+            if stopping:
                 self._busy = False
+                return
+            if not q:
+                if not held:
+                    self._drain.clear()
+                self._busy = bool(held)
                 self._stop.wait(0.005)
 
-    def _flush(self, rows: list[tuple], counters: list[dict[str, Any]]) -> None:
-        if self.sink is None or not (rows or counters):
+    def _flush(self, rows: list[tuple], counters: list[dict[str, Any]], pending: Pending) -> None:
+        if self.sink is None or not (rows or counters or pending.rows):
+            pending.blocks()
             return
         try:
-            self.sink(rows, counters)
+            self.sink(rows, counters, pending.blocks())
         except Exception:
             log.exception("collector sink failed on %d rows", len(rows))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import secrets
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +32,17 @@ _inet_ntop = socket.inet_ntop
 _AF6 = socket.AF_INET6
 
 # FLOW_ID: top bit set (collector rows), 23 random bits per process, 40-bit counter.
-_ids = itertools.count((1 << 63) | (secrets.randbits(23) << 40))
+_next_id = (1 << 63) | (secrets.randbits(23) << 40)
+_ids_lock = threading.Lock()
+
+
+def take_flow_ids(n: int) -> int:
+    """The first of `n` consecutive new FLOW_IDs."""
+    global _next_id
+    with _ids_lock:
+        first = _next_id
+        _next_id += n
+    return first
 
 #: nDPI protocol ids for a port-based guess (ids of nDPI 4.x/5.x, verified against its
 #: reference outputs). Keys: (ip protocol, port).
@@ -270,7 +280,7 @@ def build_row(r: dict[str, Any], ctx: Context) -> tuple:
     if vlan is None:
         vlan = g("dot1q_vlan") or 0
     return (
-        next(_ids), ipver, fmt_ms(first), fmt_ms(last), vlan & 0xFFF,
+        take_flow_ids(1), ipver, fmt_ms(first), fmt_ms(last), vlan & 0xFFF,
         min(p + rp, U64), min(b + rb, U64), b, rb, p, rp,
         proto, s4, d4, s6, d6,
         sport, dport, l7, (g("smac") or 0) & 0xFFFFFFFFFFFF, (g("dmac") or g("dmac_post") or 0) & 0xFFFFFFFFFFFF,

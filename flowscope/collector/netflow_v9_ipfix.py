@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import time
 
+from flowscope.collector.columnar import Pending, Sets, plan_for
 from flowscope.collector.exporters import Exporter
 from flowscope.collector.mapping import Context, build_row, is_flow_record
 from flowscope.collector.netflow_v5 import DecodeError
@@ -82,7 +83,20 @@ def _parse_template_set(ex: Exporter, domain: int, body: bytes, *, v9: bool, opt
     return n
 
 
-def _data_set(ex: Exporter, tpl: Template, body: bytes, ctx: Context, rows: list) -> int:
+def _data_set(ex: Exporter, tpl: Template, body: bytes, ctx: Context, rows: list, pending: Pending | None) -> int:
+    plan = plan_for(tpl)
+    if plan is not None:  # the whole set as columns
+        if not plan.flows:
+            return len(body) // tpl.record_len
+        if pending is None:  # decoded now, into rows
+            sets = Sets(plan, tpl.record_len)
+            n = sets.add(body, ctx)
+            if n:
+                rows.extend(sets.block().tuples())
+        else:
+            n = pending.add(plan, tpl.record_len, body, ctx)
+        ex.records += n
+        return n
     recs = tpl.decode(body)
     if tpl.options:
         for r in recs:
@@ -97,7 +111,10 @@ def _data_set(ex: Exporter, tpl: Template, body: bytes, ctx: Context, rows: list
     return len(recs)
 
 
-def decode(data: bytes, ex: Exporter, src_port: int, listener_id: int, now: float | None = None) -> list[tuple]:
+def decode(data: bytes, ex: Exporter, src_port: int, listener_id: int, now: float | None = None,
+           pending: Pending | None = None) -> list[tuple]:
+    """Flows rows of a datagram; with `pending`, data sets of fixed-length templates go there, to
+    become columns later (flowscope.collector.columnar), instead of into the rows."""
     now = time.time() if now is None else now
     if len(data) < 16:
         raise DecodeError("datagram shorter than a NetFlow v9 / IPFIX header")
@@ -149,14 +166,14 @@ def decode(data: bytes, ex: Exporter, src_port: int, listener_id: int, now: floa
                     tpl = tc.templates[key]
                     for _, pbody, pctx in tc.take(*key):
                         pctx.sys_init_ms = pctx.sys_init_ms or ex.sys_init_ms.get(domain)
-                        _data_set(ex, tpl, pbody, pctx, rows)
+                        _data_set(ex, tpl, pbody, pctx, rows, pending)
         elif set_id >= 256:
             tpl = tc.get(domain, set_id)
             if tpl is None:
                 tc.park(domain, set_id, body, ctx, now)
                 unknown_sets = True
             else:
-                data_records += _data_set(ex, tpl, body, ctx, rows)
+                data_records += _data_set(ex, tpl, body, ctx, rows, pending)
         # set ids 2..255 (v9) or 4..255 (IPFIX) are reserved: skipped
     if sets == 0:
         raise DecodeError("no flow set could be read")

@@ -108,14 +108,18 @@ class FlowCollector:
             flows, packets, octets = self.writer.per_interface.get(lst.interface_id, (0, 0, 0))
             out.append({"id": lst.interface_id, "kind": "collector", "name": lst.url,
                         "state": "running" if lst.transport is not None else "failed" if self.started else "stopped",
-                        "packets": packets, "bytes": octets, "flows": flows, "drops": None, "error": None})
+                        "packets": packets, "bytes": octets, "flows": flows, "drops": lst.kernel_drops(),
+                        "error": None})
         return out
 
     def status(self) -> dict[str, Any]:
         c = self.collector
         return {
             "listeners": [{"url": lst.url, "interface_id": lst.interface_id, "bound": list(lst.bound or ()),
-                           "datagrams": lst.received, "rcvbuf": lst.rcvbuf()} for lst in self.listeners],
+                           "datagrams": lst.received, "rcvbuf": lst.rcvbuf(), "socket_drops": lst.kernel_drops()}
+                          for lst in self.listeners],
+            # datagrams the kernel dropped (receive buffer full) before the collector could read them
+            "socket_drops": sum(lst.kernel_drops() or 0 for lst in self.listeners),
             "datagrams": c.datagrams, "unknown_datagrams": c.unknown_datagrams, "undecodable": c.undecodable,
             "rows_decoded": c.rows_out, "queue_dropped": c.queue_dropped, "rows_stored": self.writer.written,
             "rows_failed": self.writer.failed_rows, "rows_dropped": self.writer.dropped_rows,

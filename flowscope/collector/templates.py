@@ -63,7 +63,7 @@ class Template:
     """One template: its fields and a compiled decoder for its data records."""
 
     __slots__ = ("tid", "fields", "options", "scope_count", "record_len", "variable",
-                 "_struct", "_keys", "_convs", "_var_fields", "learned")
+                 "_struct", "_keys", "_convs", "_var_fields", "learned", "plan")
 
     def __init__(self, tid: int, fields: tuple[tuple[int, int, int], ...], *, options: bool = False,
                  scope_count: int = 0, v9: bool = False):
@@ -72,6 +72,7 @@ class Template:
         self.options = options
         self.scope_count = scope_count
         self.learned = time.time()
+        self.plan = None                # flowscope.collector.columnar's plan, made on first use
         self.variable = any(length == VARLEN for _, length, _ in fields)
         self.record_len = sum(length for _, length, _ in fields if length != VARLEN)
         infos = []

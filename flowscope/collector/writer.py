@@ -9,8 +9,10 @@ import threading
 import time
 from typing import Any, Callable
 
+from flowscope.collector.columnar import Block
 from flowscope.collector.mapping import COLUMNS, live_row
 from flowscope.services.snmp.rates import CounterSample, compute_rates
+from flowscope.store.backend import ms_text
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +23,6 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
 
 
 _IFACE, _PACKETS, _BYTES = (COLUMNS.index(c) for c in ("INTERFACE_ID", "PACKETS", "TOTAL_BYTES"))
-
-
-def ms_text(ms: int) -> str:
-    s, frac = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
 
 
 class CollectorWriter:
@@ -54,14 +51,15 @@ class CollectorWriter:
         self.dropped_rows = 0
 
     # called by the collector thread
-    def put(self, rows: list[tuple], counters: list[dict[str, Any]]) -> None:
-        if not rows and not counters:
+    def put(self, rows: list[tuple], counters: list[dict[str, Any]], blocks: list[Block] = ()) -> None:
+        """Queue what the collector decoded; waits up to 5 s for room, then drops it (counted)."""
+        if not rows and not counters and not blocks:
             return
         self._idle.clear()
         try:
-            self._q.put((rows, counters), timeout=5)
+            self._q.put((rows, counters, list(blocks)), timeout=5)
         except queue.Full:
-            self.dropped_rows += len(rows)
+            self.dropped_rows += len(rows) + sum(b.n for b in blocks)
 
     def start(self) -> None:
         if self._thread is None:
@@ -75,7 +73,7 @@ class CollectorWriter:
             self._thread = None
 
     def flush(self, timeout: float = 30.0) -> bool:
-        self._q.put(([], []))
+        self._q.put(([], [], []))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._q.empty() and self._idle.wait(0.05):
@@ -85,50 +83,62 @@ class CollectorWriter:
     def _run(self) -> None:
         rows: list[tuple] = []
         counters: list[dict] = []
+        blocks: list[Block] = []
+        pending = 0  # flows rows in rows and blocks
         last = time.monotonic()
         while True:
             try:
                 item = self._q.get(timeout=self.batch_seconds)
             except queue.Empty:
-                item = ([], [])
+                item = ([], [], [])
             if item is None:
-                self.write_rows(rows)
+                self.write_rows(rows, blocks)
                 self.write_counters(counters)
                 return
-            r, c = item
+            r, c, b = item
             rows.extend(r)
             counters.extend(c)
-            force = not r and not c
-            if (rows or counters) and (force or len(rows) >= self.batch_rows
-                                       or time.monotonic() - last >= self.batch_seconds):
-                self.write_rows(rows)
+            blocks.extend(b)
+            pending += len(r) + sum(x.n for x in b)
+            force = not r and not c and not b
+            if pending + len(counters) and (force or pending >= self.batch_rows
+                                            or time.monotonic() - last >= self.batch_seconds):
+                self.write_rows(rows, blocks)
                 self.write_counters(counters)
-                rows, counters = [], []
+                rows, counters, blocks, pending = [], [], [], 0
                 last = time.monotonic()
-            if not rows and not counters and self._q.empty():
+            if not pending and not counters and self._q.empty():
                 self._idle.set()
 
-    def write_rows(self, rows: list[tuple]) -> None:
-        if not rows:
+    def write_rows(self, rows: list[tuple], blocks: list[Block] = ()) -> None:
+        if not rows and not blocks:
             return
         dicts = None
+        if self.flow_writer is not None or self.hooks or self.live is not None:
+            rows = rows + [t for b in blocks for t in b.tuples()]  # they want dicts anyway
+            blocks = []
         if self.flow_writer is not None:
             dicts = [{**dict(zip(COLUMNS, r)), "SRC_COUNTRY_CODE": "", "DST_COUNTRY_CODE": ""} for r in rows]
             self.flow_writer.put([dict(d) for d in dicts])  # the writer thread adds columns
             self.written += len(rows)
         else:
+            # one Arrow insert of columns: no per-row encoding
+            chunks = [(b.n, b.columns) for b in [Block.concat(blocks)] if blocks]
+            chunks += [(len(rows), list(zip(*rows)))] if rows else []
+            n = sum(k for k, _ in chunks)
             try:
-                self.store.insert("flows", COLUMNS, rows)
-                self.written += len(rows)
+                self.store.insert_columns("flows", COLUMNS, chunks)
+                self.written += n
             except Exception:
-                self.failed_rows += len(rows)
-                log.exception("could not store %d collected flows", len(rows))
+                self.failed_rows += n
+                log.exception("could not store %d collected flows", n)
                 return
-        for r in rows:
-            tally = self.per_interface.setdefault(r[_IFACE], [0, 0, 0])
-            tally[0] += 1
-            tally[1] += r[_PACKETS]
-            tally[2] += r[_BYTES]
+        self._tally(rows)
+        for b in blocks:
+            tally = self.per_interface.setdefault(b.columns[_IFACE], [0, 0, 0])
+            tally[0] += b.n
+            tally[1] += sum(b.columns[_PACKETS].tolist())
+            tally[2] += sum(b.columns[_BYTES].tolist())
         if self.flow_writer is None and not self.hooks and self.live is None:
             return
         dicts = dicts or [dict(zip(COLUMNS, r)) for r in rows]
@@ -142,6 +152,16 @@ class CollectorWriter:
                 self.live.add_finished([live_row(d) for d in dicts])
             except Exception:
                 log.exception("could not show collected flows in the live table")
+
+    def _tally(self, rows: list[tuple]) -> None:
+        """Flows, packets and bytes stored per interface (get_interfaces)."""
+        ifaces = {r[_IFACE] for r in rows}
+        for iface in ifaces:
+            mine = rows if len(ifaces) == 1 else [r for r in rows if r[_IFACE] == iface]
+            tally = self.per_interface.setdefault(iface, [0, 0, 0])
+            tally[0] += len(mine)
+            tally[1] += sum(r[_PACKETS] for r in mine)
+            tally[2] += sum(r[_BYTES] for r in mine)
 
     def write_counters(self, counters: list[dict[str, Any]]) -> None:
         if not counters:

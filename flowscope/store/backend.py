@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -211,6 +212,26 @@ class ChdbBackend:
         self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS} FORMAT JSONEachRow\n{body}")
         return len(lines)
 
+    def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
+                       ch_types: Sequence[str]) -> int:
+        """Insert chunks of columns, (rows, columns in `names` order), as one Arrow stream."""
+        from flowscope.store.arrow import stream
+
+        n = sum(k for k, _ in chunks)
+        if not n:
+            return 0
+        data = stream(names, [c for _, c in chunks], [k for k, _ in chunks], ch_types)
+        cols = ", ".join(f"`{c}`" for c in names)
+        with self.pool.connection("write", None) as conn:
+            try:
+                with conn.send_insert(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS}", "ArrowStream") as ins:
+                    ins.append(data)
+                    ins.finish()
+            except Exception as exc:
+                msg = str(exc)
+                raise QueryError(msg, _error_code(msg)) from None
+        return n
+
     def close(self) -> None:
         self.pool.close()
         _quiet_close(self._keeper)
@@ -262,8 +283,27 @@ class ServerBackend:
                               settings={"max_partitions_per_insert_block": 0})
         return len(data)
 
+    def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
+                       ch_types: Sequence[str]) -> int:
+        def seq(c: Any, n: int, ch_type: str) -> Sequence[Any]:
+            values = c.tolist() if hasattr(c, "tolist") else c
+            if not hasattr(values, "__len__") or isinstance(values, str):
+                values = [values] * n
+            if ch_type.startswith("DateTime64(3") and values and isinstance(values[0], int):
+                values = [ms_text(v) for v in values]  # epoch ms, as the rows path sends them: text
+            return values
+
+        rows = [r for n, cols in chunks for r in zip(*(seq(c, n, t) for c, t in zip(cols, ch_types)))]
+        return self.insert(table, names, rows)
+
     def close(self) -> None:
         self.pool.close()
+
+
+def ms_text(ms: int) -> str:
+    """Epoch milliseconds as 'YYYY-MM-DD hh:mm:ss.fff' (UTC)."""
+    s, frac = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s)) + f".{frac:03d}"
 
 
 def _jsonable(v: Any) -> Any:

@@ -102,6 +102,21 @@ class Store:
             self.flows_stored += n
             return n
 
+    def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]]) -> int:
+        """Insert chunks of columns: (rows, one sequence or shared value per name). A big batch costs
+        a fraction of `insert` (no per-row encoding in Python). `flows` batches are numbered as in `insert`."""
+        if not sum(n for n, _ in chunks):
+            return 0
+        types = {c.name: c.type for c in schema.TABLES[table].columns}
+        if table == "flows":
+            names = [*names, "INSERT_SEQ"]
+            with self.rollups.batch() as seq:
+                n = self.backend.insert_columns(table, names, [(k, [*cols, seq]) for k, cols in chunks],
+                                                [types[c] for c in names])
+                self.flows_stored += n
+                return n
+        return self.backend.insert_columns(table, names, chunks, [types[c] for c in names])
+
     def insert_dicts(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert dict rows; missing columns take their DEFAULT."""
         if not rows:

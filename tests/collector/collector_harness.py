@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import shutil
 import signal
@@ -101,3 +102,21 @@ def softflowd(pcap: Path, port: int, version: str, tmp: Path) -> tuple[int, int]
         pkts += int(m.group(2))
     assert "Flows exported" in text, text
     return pkts, octets
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    """A datagram with a few bytes changed, cut short, grown or given odd lengths."""
+    b = bytearray(data)
+    op = rng.randrange(4)
+    if op == 0:
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+    elif op == 1:
+        b = b[:rng.randrange(len(b))]
+    elif op == 2:
+        pos = rng.randrange(len(b))
+        b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+    else:
+        pos = rng.randrange(max(1, len(b) - 4))
+        b[pos:pos + 2] = rng.choice([b"\xff\xff", b"\x00\x00", b"\x00\x04", b"\x01\x00"])
+    return bytes(b)

@@ -6,24 +6,7 @@ import random
 import socket
 
 from flowscope.collector.core import Collector
-from collector_harness import need_exports
-
-
-def _mutate(rng: random.Random, data: bytes) -> bytes:
-    b = bytearray(data)
-    op = rng.randrange(4)
-    if op == 0:
-        for _ in range(rng.randint(1, 8)):
-            b[rng.randrange(len(b))] = rng.randrange(256)
-    elif op == 1:
-        b = b[:rng.randrange(len(b))]
-    elif op == 2:
-        pos = rng.randrange(len(b))
-        b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-    else:
-        pos = rng.randrange(max(1, len(b) - 4))
-        b[pos:pos + 2] = rng.choice([b"\xff\xff", b"\x00\x00", b"\x00\x04", b"\x01\x00"])
-    return bytes(b)
+from collector_harness import mutate, need_exports
 
 
 def test_fuzz_10k_mutations_in_process():
@@ -32,7 +15,7 @@ def test_fuzz_10k_mutations_in_process():
     rng = random.Random(1234)
     c = Collector()
     for i in range(10_000):
-        c.handle(_mutate(rng, rng.choice(seeds)), (f"10.{i % 7}.0.1", 2055))
+        c.handle(mutate(rng, rng.choice(seeds)), (f"10.{i % 7}.0.1", 2055))
     assert c.errors == 0, "a decoder raised on malformed input"
     # still decodes a good datagram afterwards, from a fresh exporter
     rows, _ = c.handle((d / "netflow5_test_juniper_mx80.dat").read_bytes(), ("192.0.2.99", 1))
@@ -46,7 +29,7 @@ def test_fuzz_over_udp_collector_stays_up(collector, store):
     port = collector.port()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for i in range(10_000):
-            s.sendto(_mutate(rng, rng.choice(seeds)), ("127.0.0.1", port))
+            s.sendto(mutate(rng, rng.choice(seeds)), ("127.0.0.1", port))
             if i % 500 == 0:
                 s.sendto((d / "netflow5_test_juniper_mx80.dat").read_bytes(), ("127.0.0.1", port))
     collector.flush()
