@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 
 import flowscope
 from flowscope.auth import Principal
-from flowscope.mcp import completions, manual, prompts, resources, schemas, toolkit, toolsets, vocabulary
+from flowscope.mcp import completions, manual, prompts, replies, resources, schemas, toolkit, toolsets, vocabulary
 from flowscope.mcp.toolkit import ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,13 @@ class Surface:
         self.log_levels[self.session_key(ctx)] = params.level
         return types.EmptyResult()
 
+    def notifies(self, session_key: str) -> bool:
+        """The session asked for log notifications (its calls are answered on a stream, see replies)."""
+        return session_key in self.log_levels
+
     async def log(self, ctx, level: str, data: Any) -> None:
         wanted = self.log_levels.get(self.session_key(ctx))
-        if wanted is None or LEVELS.index(level) < LEVELS.index(wanted):
+        if wanted is None or LEVELS.index(level) < LEVELS.index(wanted) or replies.one_body():
             return
         try:
             with warnings.catch_warnings():

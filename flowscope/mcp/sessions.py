@@ -79,9 +79,9 @@ class SessionLimits:
         user = scope.get("user")
         if scope["type"] != "http" or not self.is_mcp_path(scope["path"]) or user is None:
             return await self.asgi(scope, receive, send)
-        sid = _header(scope, SESSION_HEADER)
+        sid = header(scope, SESSION_HEADER)
         if sid is None:
-            version = _header(scope, VERSION_HEADER)
+            version = header(scope, VERSION_HEADER)
             if scope["method"] != "POST" or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS):
                 return await self.asgi(scope, receive, send)  # no session to open (later eras have none)
             return await self._open(user, scope, receive, send)
@@ -201,7 +201,7 @@ class SessionLimits:
             self._forget(sid)
 
 
-def _header(scope, name: bytes) -> str | None:
+def header(scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")
