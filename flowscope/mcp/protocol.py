@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -98,9 +99,9 @@ class Surface:
 
     def connection_toolsets(self, ctx) -> frozenset[str]:
         req = getattr(ctx, "request", None)
-        if req is None or not hasattr(req, "url"):
+        if req is None or not hasattr(req, "scope"):
             return self.default_toolsets
-        return toolsets.from_request(req.url.path, req.headers, self.default_toolsets, self.everything_paths)
+        return toolsets.from_request(req.scope["path"], req.headers, self.default_toolsets, self.everything_paths)
 
     def session_key(self, ctx) -> str:
         req = getattr(ctx, "request", None)
@@ -233,8 +234,18 @@ def build_server(app, call_factory, specs: dict[str, ToolSpec], default_toolsets
             on_completion=completions.Completer(surface).complete,
             on_set_logging_level=surface.set_level,
         )
+    if not tracing():
+        server.middleware = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     server.surface = surface  # for tests and the CLI
     return server
+
+
+def tracing() -> bool:
+    """An OpenTelemetry tracer provider is installed (e.g. by opentelemetry-instrument): the SDK's span
+    per request is kept. Without one the span is a no-op that still costs a sixth of a fast call."""
+    from opentelemetry import trace
+
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 async def run_stdio(server: Server) -> None:
