@@ -200,7 +200,10 @@ def shape(result: types.CallToolResult, header: str) -> types.CallToolResult:
     content = list(result.content)
     if content and isinstance(content[0], types.TextContent):
         text = (header + "\n" + content[0].text) if header and not result.is_error else content[0].text
-        content[0] = types.TextContent(type="text", text=vocabulary.cap_text(text))
+        capped = vocabulary.cap_text(text)
+        if capped is content[0].text:
+            return result  # nothing to add or cut
+        content[0] = types.TextContent(type="text", text=capped)
     meta = {"flowscope/window": header[len("Window: "):]} if header and not result.is_error else None
     return result.model_copy(update={"content": content, "meta": meta} if meta else {"content": content})
 

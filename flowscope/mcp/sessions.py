@@ -16,6 +16,7 @@ once idle that long here too, or when a request for them is answered 404.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -36,8 +37,9 @@ SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
 
 
+@functools.lru_cache(maxsize=1024)
 def owner_user(principal: Principal) -> AuthenticatedUser:
-    """The SDK's user for `principal`: sessions are bound to its token."""
+    """The SDK's user for `principal`: sessions are bound to its token (one object per principal)."""
     return AuthenticatedUser(AccessToken(token="", client_id=f"token:{principal.token_id}", scopes=[],
                                          subject=principal.name))
 
