@@ -125,7 +125,8 @@ async def bench(server: Server, seq_calls: int, calls_each: int, rounds: int) ->
 
 def report(res: list[dict]) -> None:
     base = {r["round"]: r for r in res if r["name"] == "health"}
-    rows, ratios = [], []
+    rows, ratios, cpu_ratios = [], [], []
+    cpu = lambda r: (r["server_cpu"] + r["client_cpu"]) / r["calls"]  # noqa: E731
     for r in res:
         b = base[r["round"]]
         rows.append([r["name"], r["clients"], r["round"] or "-", r["calls"], r["p50"] * 1000, r["p95"] * 1000,
@@ -133,6 +134,7 @@ def report(res: list[dict]) -> None:
                      r["server_cpu"] / r["calls"] * 1000, r["client_cpu"] / r["calls"] * 1000])
         if r["name"] != "health" and r["clients"] == CONCURRENCY:
             ratios.append(r["rate"] / b["rate"])
+            cpu_ratios.append(cpu(b) / cpu(r))
     table("round trips (ratios vs GET /health at the same concurrency, measured just before)",
           ["case", "clients", "round", "calls", "p50 ms", "p95 ms", "p50 ratio", "calls/s", "rate ratio",
            "srv cpu ms/call", "cli cpu ms/call"], rows)
@@ -145,6 +147,8 @@ def report(res: list[dict]) -> None:
     print(f"{TOOL} at {CONCURRENCY} clients: {ratio:.2f}x /health's rate, median of {len(ratios)} rounds "
           f"({', '.join(f'{x:.2f}' for x in ratios)}; {verdict(ratio, 0.3)}x); "
           f"{mid['rate']:.0f} calls/s, p50 {mid['p50'] * 1000:.1f} ms")
+    print(f"CPU per call (server + client), /health's over {TOOL}'s: median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f} "
+          "(the rate ratio on a quiet machine)")
 
 
 def main() -> None:
