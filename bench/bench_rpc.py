@@ -148,7 +148,7 @@ def report(res: list[dict]) -> None:
           f"({', '.join(f'{x:.2f}' for x in ratios)}; {verdict(ratio, 0.3)}x); "
           f"{mid['rate']:.0f} calls/s, p50 {mid['p50'] * 1000:.1f} ms")
     print(f"CPU per call (server + client), /health's over {TOOL}'s: median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f} "
-          "(the rate ratio on a quiet machine)")
+          "(steadier than the rate ratio under load, though load inflates /health's CPU per call more)")
 
 
 def main() -> None:
