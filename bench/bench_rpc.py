@@ -126,7 +126,10 @@ async def bench(server: Server, seq_calls: int, calls_each: int, rounds: int) ->
 def report(res: list[dict]) -> None:
     base = {r["round"]: r for r in res if r["name"] == "health"}
     rows, ratios, cpu_ratios = [], [], []
-    cpu = lambda r: (r["server_cpu"] + r["client_cpu"]) / r["calls"]  # noqa: E731
+
+    def cpu(r: dict) -> float:  # server + client CPU seconds per call
+        return (r["server_cpu"] + r["client_cpu"]) / r["calls"]
+
     for r in res:
         b = base[r["round"]]
         rows.append([r["name"], r["clients"], r["round"] or "-", r["calls"], r["p50"] * 1000, r["p95"] * 1000,

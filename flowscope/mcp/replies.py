@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextvars
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mcp.server.streamable_http import StreamableHTTPServerTransport, check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
