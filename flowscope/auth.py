@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import secrets
 import sqlite3
 import time
@@ -193,6 +194,7 @@ def hash_token(token: str) -> str:
 class Auth:
     def __init__(self, data_dir: str):
         self.path = Path(data_dir) / "auth.db"
+        self.wal = self.path.with_name(self.path.name + "-wal")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(
@@ -205,7 +207,7 @@ class Auth:
                     read_only INTEGER NOT NULL, created REAL NOT NULL, revoked REAL);
                 """
             )
-        self._cache: tuple[float, list[tuple[str, str, str, int, str, str]]] | None = None
+        self._cache: tuple[float, list[tuple[str, Principal]]] | None = None  # (file time, (hash, principal))
         self._local_hash: str | None = None
 
     def _db(self) -> sqlite3.Connection:
@@ -303,26 +305,26 @@ class Auth:
                 raise AuthError(f"no active token with id {token_id!r} (see: flowscope token list)")
         self._cache = None
 
-    def _active_tokens(self) -> list[tuple[str, str, str, int, str, str]]:
-        mtime = self.path.stat().st_mtime if self.path.exists() else 0.0
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists():
-            mtime = max(mtime, wal.stat().st_mtime)
+    def _active_tokens(self) -> list[tuple[str, Principal]]:
+        """(hash, principal) of every active token, read again whenever the database changed (a
+        token revoked or a user changed by another process counts from the next request)."""
+        mtime = max(_mtime(self.path), _mtime(self.wal))
         if self._cache is None or self._cache[0] != mtime:
             with self._db() as db:
                 rows = db.execute(
                     "SELECT t.id, t.hash, t.user, t.read_only, u.role, u.allowed_networks "
                     "FROM tokens t JOIN users u ON u.name = t.user WHERE t.revoked IS NULL").fetchall()
-            self._cache = (mtime, rows)
+            self._cache = (mtime, [(stored, _principal(user, role, nets, bool(read_only), token_id))
+                                   for token_id, stored, user, read_only, role, nets in rows])
         return self._cache[1]
 
     def authenticate(self, token: str) -> Principal | None:
         """Constant-time comparison of the token's hash against every active token."""
         digest = hash_token(token)
         found = None
-        for token_id, stored, user, read_only, role, nets in self._active_tokens():
+        for stored, principal in self._active_tokens():
             if hmac.compare_digest(digest, stored):
-                found = _principal(user, role, nets, bool(read_only), token_id)
+                found = principal
         return found
 
     # --- the data directory's owner, on this machine (flowscope.runtime) ---------------------
@@ -346,6 +348,13 @@ class Auth:
             return None
         return _principal(found["name"], found["role"], ",".join(found["allowed_networks"]), False,
                           f"local:{found['name']}")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _same_machine(client_host: str | None, server_host: str | None) -> bool:

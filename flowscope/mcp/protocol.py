@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 import flowscope
 from flowscope.auth import Principal
-from flowscope.mcp import completions, manual, prompts, resources, schemas, toolkit, toolsets, vocabulary
+from flowscope.mcp import completions, manual, prompts, replies, resources, schemas, toolkit, toolsets, vocabulary
 from flowscope.mcp.toolkit import ToolError, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,9 @@ class Surface:
 
     def connection_toolsets(self, ctx) -> frozenset[str]:
         req = getattr(ctx, "request", None)
-        if req is None or not hasattr(req, "url"):
+        if req is None or not hasattr(req, "scope"):
             return self.default_toolsets
-        return toolsets.from_request(req.url.path, req.headers, self.default_toolsets, self.everything_paths)
+        return toolsets.from_request(req.scope["path"], req.headers, self.default_toolsets, self.everything_paths)
 
     def session_key(self, ctx) -> str:
         req = getattr(ctx, "request", None)
@@ -172,9 +173,13 @@ class Surface:
         self.log_levels[self.session_key(ctx)] = params.level
         return types.EmptyResult()
 
+    def notifies(self, session_key: str) -> bool:
+        """The session asked for log notifications (its calls are answered on a stream, see replies)."""
+        return session_key in self.log_levels
+
     async def log(self, ctx, level: str, data: Any) -> None:
         wanted = self.log_levels.get(self.session_key(ctx))
-        if wanted is None or LEVELS.index(level) < LEVELS.index(wanted):
+        if wanted is None or LEVELS.index(level) < LEVELS.index(wanted) or replies.one_body():
             return
         try:
             with warnings.catch_warnings():
@@ -195,7 +200,10 @@ def shape(result: types.CallToolResult, header: str) -> types.CallToolResult:
     content = list(result.content)
     if content and isinstance(content[0], types.TextContent):
         text = (header + "\n" + content[0].text) if header and not result.is_error else content[0].text
-        content[0] = types.TextContent(type="text", text=vocabulary.cap_text(text))
+        capped = vocabulary.cap_text(text)
+        if capped is content[0].text:
+            return result  # nothing to add or cut
+        content[0] = types.TextContent(type="text", text=capped)
     meta = {"flowscope/window": header[len("Window: "):]} if header and not result.is_error else None
     return result.model_copy(update={"content": content, "meta": meta} if meta else {"content": content})
 
@@ -229,8 +237,18 @@ def build_server(app, call_factory, specs: dict[str, ToolSpec], default_toolsets
             on_completion=completions.Completer(surface).complete,
             on_set_logging_level=surface.set_level,
         )
+    if not tracing():
+        server.middleware = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     server.surface = surface  # for tests and the CLI
     return server
+
+
+def tracing() -> bool:
+    """An OpenTelemetry tracer provider is installed (e.g. by opentelemetry-instrument): the SDK's span
+    per request is kept. Without one the span is a no-op that still costs a sixth of a fast call."""
+    from opentelemetry import trace
+
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 async def run_stdio(server: Server) -> None:

@@ -11,6 +11,7 @@ import os
 from typing import Annotated, Any
 
 from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, ImageContent, TextContent
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.routing import Route
 import flowscope
 from flowscope import modules, runtime
 from flowscope.auth import local_from_header, token_from_header
-from flowscope.mcp import errors, protocol, toolkit, toolsets
+from flowscope.mcp import errors, protocol, replies, toolkit, toolsets
 from flowscope.mcp.errors import ShortErrors
 from flowscope.mcp.sessions import SessionLimits, owner_user
 from flowscope.mcp.toolkit import REGISTRY, ToolContext, ToolError, ToolSpec
@@ -160,10 +161,10 @@ def build_http_app(app, local_url: str | None = None) -> Any:
 
     cfg = app.config
     server = build_mcp(app)
-    inner = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=_security(app),
-                                       host=cfg.host_port[0], session_idle_timeout=cfg.session_idle_timeout,
-                                       max_sessions=cfg.max_sessions + cfg.max_sessions_per_token)
-    mcp_route = next(r for r in inner.routes if getattr(r, "path", None) == MCP_PATH)
+    manager = replies.SessionManager(server, security_settings=_security(app),
+                                     session_idle_timeout=cfg.session_idle_timeout,
+                                     max_sessions=cfg.max_sessions + cfg.max_sessions_per_token)
+    endpoint = StreamableHTTPASGIApp(manager)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(_health(app, request.headers.get("authorization")))
@@ -183,7 +184,7 @@ def build_http_app(app, local_url: str | None = None) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_):
-        async with server.session_manager.run():
+        async with manager.run():
             await app.start()
             link = runtime.publish(cfg.data_dir, local_url, cfg.tls_cert) if local_url else None
             app.auth.enable_local(link.secret if link else None)
@@ -195,16 +196,18 @@ def build_http_app(app, local_url: str | None = None) -> Any:
                     runtime.withdraw(cfg.data_dir, link)
                 await app.stop()
 
-    routes = list(inner.routes) + [
-        Route(NTOPNG_PATH, endpoint=mcp_route.endpoint),
-        Route(toolsets.PATH_PREFIX + "{toolsets}", endpoint=mcp_route.endpoint),
+    routes = [
+        Route(MCP_PATH, endpoint=endpoint),
+        Route(NTOPNG_PATH, endpoint=endpoint),
+        Route(toolsets.PATH_PREFIX + "{toolsets}", endpoint=endpoint),
         Route("/health", endpoint=health, methods=["GET"]),
         Route("/metrics", endpoint=metrics, methods=["GET"]),
         Route(runtime.INGEST_PATH, endpoint=ingest, methods=["POST"]),
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan)
     starlette.state.mcp = server
-    sessions = SessionLimits(starlette, is_mcp_path, MCP_PATH, per_token=cfg.max_sessions_per_token,
+    quick = replies.OneBodyReplies(starlette, is_mcp_path, server.surface.notifies)
+    sessions = SessionLimits(quick, is_mcp_path, MCP_PATH, per_token=cfg.max_sessions_per_token,
                              total=cfg.max_sessions, idle_timeout=cfg.session_idle_timeout)
     starlette.state.sessions = sessions
     return ShortErrors(TokenAuth(sessions, app))

@@ -16,6 +16,7 @@ once idle that long here too, or when a request for them is answered 404.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -36,8 +37,9 @@ SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
 
 
+@functools.lru_cache(maxsize=1024)
 def owner_user(principal: Principal) -> AuthenticatedUser:
-    """The SDK's user for `principal`: sessions are bound to its token."""
+    """The SDK's user for `principal`: sessions are bound to its token (one object per principal)."""
     return AuthenticatedUser(AccessToken(token="", client_id=f"token:{principal.token_id}", scopes=[],
                                          subject=principal.name))
 
@@ -79,9 +81,9 @@ class SessionLimits:
         user = scope.get("user")
         if scope["type"] != "http" or not self.is_mcp_path(scope["path"]) or user is None:
             return await self.asgi(scope, receive, send)
-        sid = _header(scope, SESSION_HEADER)
+        sid = header(scope, SESSION_HEADER)
         if sid is None:
-            version = _header(scope, VERSION_HEADER)
+            version = header(scope, VERSION_HEADER)
             if scope["method"] != "POST" or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS):
                 return await self.asgi(scope, receive, send)  # no session to open (later eras have none)
             return await self._open(user, scope, receive, send)
@@ -201,7 +203,7 @@ class SessionLimits:
             self._forget(sid)
 
 
-def _header(scope, name: bytes) -> str | None:
+def header(scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")

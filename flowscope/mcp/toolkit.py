@@ -191,6 +191,22 @@ async def invoke(spec: ToolSpec, call: ToolContext, params: BaseModel) -> BaseMo
     return await anyio.to_thread.run_sync(scope_net.screen, call, spec.returns, result)
 
 
+INLINE_ITEMS = 2_000  # memory work over fewer items runs in the event loop (~0.5 ms for 2,000 live flows)
+_memory_threads: anyio.CapacityLimiter | None = None
+
+
+async def from_memory(items: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)`, which reads only memory and walks about `items` things: inline when that is
+    cheap, else on a thread of a small pool of its own, so it never queues behind database work
+    (which holds anyio's default thread pool)."""
+    global _memory_threads
+    if items <= INLINE_ITEMS:
+        return fn(*args)
+    if _memory_threads is None:
+        _memory_threads = anyio.CapacityLimiter(2)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_memory_threads)
+
+
 SECRET_WORDS = ("password", "passphrase", "secret", "community", "key", "token")
 
 

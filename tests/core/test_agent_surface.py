@@ -310,6 +310,50 @@ async def test_logging_and_progress(server):
     assert progress and progress[-1][0] == progress[-1][1] and "done" in progress[-1][2]
 
 
+
+def test_a_call_is_streamed_only_when_it_can_receive_notifications(server):
+    """Over HTTP a request that can receive no notification (no progress token, no log level on its
+    session) is answered with one JSON body; one with a token, or on a session with a level, on an
+    SSE stream that carries the notifications before the answer."""
+    headers = {"Authorization": f"Token {server.tokens['admin']}", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-11-25"}
+
+    def post(body: dict) -> httpx.Response:
+        return http.post(server.base + "/mcp", json={"jsonrpc": "2.0", **body})
+
+    def events(res: httpx.Response) -> list[dict]:
+        return [json.loads(line[len("data:"):]) for line in res.text.splitlines() if line.startswith("data:")
+                and line[len("data:"):].strip()]
+
+    call = {"method": "tools/call", "params": {"name": "get_interfaces", "arguments": {}}}
+    with httpx.Client(headers=headers, timeout=30) as http:
+        opened = post({"id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        http.headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
+        assert post({"method": "notifications/initialized"}).status_code == 202
+
+        quiet = post({"id": 2, **call})
+        assert quiet.headers["content-type"].startswith("application/json")
+        assert quiet.json()["result"]["structuredContent"]["interfaces"]
+
+        with_token = {"id": 3, **call, "params": {**call["params"], "_meta": {"progressToken": "p1"}}}
+        streamed = post(with_token)
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        got = events(streamed)
+        assert got[0]["method"] == "notifications/progress" and got[0]["params"]["progressToken"] == "p1"
+        assert got[-1]["id"] == 3 and got[-1]["result"]["structuredContent"]["interfaces"]
+
+        assert post({"id": 4, "method": "logging/setLevel", "params": {"level": "debug"}}).status_code == 200
+        logged = post({"id": 5, **call})
+        assert logged.headers["content-type"].startswith("text/event-stream")
+        got = events(logged)
+        assert [e.get("method") for e in got[:-1]] == ["notifications/message"]
+        assert got[0]["params"]["data"]["tool"] == "get_interfaces" and got[-1]["id"] == 5
+
+        refused = http.post(server.base + "/mcp", json={"jsonrpc": "2.0", "id": 6, **call},
+                            headers={"Accept": "application/json"})
+        assert refused.status_code == 406  # a client must accept both, as before
+
 # --- instructions -----------------------------------------------------------------------------
 def test_instructions_say_where_to_start(server):
     res = httpx.post(server.base + "/mcp", headers={

@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, Field
 
-from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, tool
+from flowscope.mcp.toolkit import Returns, ToolContext, ToolError, from_memory, tool
 from flowscope.services.hosts import labels
 from flowscope.services import sources as sources_svc
 from flowscope.mcp.tools.packets import PacketsInfo, packets_info
@@ -62,7 +62,10 @@ async def get_interfaces(call: ToolContext, params: NoParams) -> Interfaces:
     Sources flowscope meters (capture files, live interfaces, flow collectors) with packet, byte,
     flow and drop counters and their state. Users limited to networks see the sources of their
     traffic, with the counters of the flows they may see."""
-    items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
+    if call.scope.restricted:  # their counters are of the stored flows they see: a query
+        items, stored = await anyio.to_thread.run_sync(sources_svc.sources, call.app, call.scope)
+    else:
+        items, stored = await from_memory(len(call.app.live), sources_svc.sources, call.app, call.scope)
     return Interfaces(interfaces=[Interface.model_validate(s) for s in items], flows_stored=stored,
                       packets=None if call.scope.restricted else packets_info(call.app),
                       unavailable=[Unavailable(**u) for u in unavailable_list(call.app.unavailable)])
