@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from flowscope.capture import frames
-from flowscope.capture.nfstream_source import flow_extra, split_filter, stream
-from flowscope.flows.record import flow_row
+from flowscope.capture.nfstream_source import split_filter
 
 BATCH = 2000  # rows a worker sends at a time
 INSERT_ROWS = 50_000  # rows stored at a time (measured: 2k-row inserts reach 18k rows/s, 50k 68k)
 _ctx = mp.get_context("forkserver")
-_ctx.set_forkserver_preload(["flowscope.capture.ingest"])
+_ctx.set_forkserver_preload(["flowscope.capture.ingest", "flowscope.capture.meter_preload"])
 
 
 class IngestError(Exception):
@@ -102,17 +101,24 @@ def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: 
     # only make each one print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
+    from flowscope.capture.nfstream_source import flow_extra, meter_flows
+    from flowscope.flows.record import flow_row
+
     batch: list[dict] = []
+
+    def on_flow(f) -> None:
+        nonlocal batch
+        row = flow_row(f, interface_id, source_type, flow_extra(f))
+        if pad:
+            unpad(row, pad)
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            conn.send(("rows", batch))
+            batch = []
+
     _metering = True
     try:
-        for f in stream(source, bpf=bpf, idle_timeout=idle, active_timeout=active):
-            row = flow_row(f, interface_id, source_type, flow_extra(f))
-            if pad:
-                unpad(row, pad)
-            batch.append(row)
-            if len(batch) >= batch_rows:
-                conn.send(("rows", batch))
-                batch = []
+        meter_flows(source, on_flow, bpf=bpf, idle_timeout=idle, active_timeout=active)
         conn.send(("rows", batch))
         conn.send(("done", None))
     except (KeyboardInterrupt, BrokenPipeError):
