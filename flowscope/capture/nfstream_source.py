@@ -12,9 +12,10 @@ unused) `udps` slot carries a small list with what the meter alone can see:
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
+import types
 from typing import Any, Callable
 
 ACCOUNTING_LINK_LAYER = 0  # bytes as on the wire, as ntopng and ndpiReader count them
@@ -51,16 +52,20 @@ def first_packet_facts(packet, ffi) -> int:
     return 0
 
 
+class _Deferred(types.ModuleType):
+    """Stands in sys.modules for a module until one of its attributes is used, then imports it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
 def import_nfstream() -> None:
-    """Import nfstream, leaving pandas (used only by its `to_pandas`, ~0.3 s to import) to load on
-    first use: the standard library's LazyLoader recipe."""
-    if "pandas" not in sys.modules:
-        spec = importlib.util.find_spec("pandas")
-        if spec is not None and spec.loader is not None:
-            spec.loader = importlib.util.LazyLoader(spec.loader)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["pandas"] = module
-            spec.loader.exec_module(module)
+    """Import nfstream, leaving pandas (used only by its `to_pandas`, ~0.3 s to import) to be
+    imported on first use."""
+    if "pandas" not in sys.modules and "nfstream" not in sys.modules:
+        sys.modules["pandas"] = _Deferred("pandas")
     import nfstream  # noqa: F401
 
 
