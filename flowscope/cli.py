@@ -272,17 +272,24 @@ class _IngestBar:
 
 
 def _ingest_here(cfg, files, progress, *, workers, idle_timeout, active_timeout):
-    """Import in this process (no server holds the data directory)."""
-    from flowscope.capture.ingest import ingest_files
-    from flowscope.services.hosts import geo
-    from flowscope.services.packets import ingest_recorder
-    from flowscope.store import Store
+    """Import in this process (no server holds the data directory). The store opens on a thread
+    while the meters' fork server starts (it imports nfstream) and the rest is imported."""
+    from flowscope.capture.ingest import ingest_files, start_meters
 
-    store = Store(cfg.data_dir, cfg.clickhouse_url)
+    import threading
+
+    opening = _Opening(cfg)
+    start_meters()
+    from flowscope.services.hosts import geo
+
+    hosts = cfg.section("hosts")
+    places = geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
+    # a first lookup loads the address database (~0.3 s) while the store opens
+    threading.Thread(target=places.lookup, args=("1.1.1.1",), name="geo-load", daemon=True).start()
+    from flowscope.services.packets import ingest_recorder
+
+    store = opening.store()
     try:
-        store.migrate()
-        hosts = cfg.section("hosts")
-        geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
         interface_ids, remember_files = ingest_recorder(store, files)  # where each flow's packets are
         _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
         return ingest_files(store, files, workers=workers, idle_timeout=idle_timeout or cfg.file_idle_timeout,
@@ -291,6 +298,38 @@ def _ingest_here(cfg, files, progress, *, workers, idle_timeout, active_timeout)
                             progress=progress)
     finally:
         store.close()
+
+
+class _Opening:
+    """A Store opened and migrated on a thread; `store()` waits for it (or raises what it raised)."""
+
+    def __init__(self, cfg):
+        import threading
+
+        self._cfg = cfg
+        self._out: list = []
+        self._thread = threading.Thread(target=self._open, name="store-open", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        from flowscope.store import Store
+
+        try:
+            store = Store(self._cfg.data_dir, self._cfg.clickhouse_url)
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+            self._out.append(store)
+        except BaseException as exc:
+            self._out.append(exc)
+
+    def store(self):
+        self._thread.join()
+        if isinstance(self._out[0], BaseException):
+            raise self._out[0]
+        return self._out[0]
 
 
 def cmd_serve(args) -> int:

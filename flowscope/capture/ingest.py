@@ -31,6 +31,13 @@ _ctx = mp.get_context("forkserver")
 _ctx.set_forkserver_preload(["flowscope.capture.ingest", "flowscope.capture.meter_preload"])
 
 
+def start_meters() -> None:
+    """Start the meters' fork server now (it imports nfstream), e.g. while the store opens."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 class IngestError(Exception):
     """A capture could not be read; the message says which and why."""
 
