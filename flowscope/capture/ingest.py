@@ -28,7 +28,9 @@ BATCH = 2000  # rows a worker sends at a time
 INSERT_ROWS = 50_000  # rows stored at a time at most (measured: 2k-row inserts reach 18k rows/s, 50k 68k)
 INSERT_ROWS_IDLE = 10_000  # rows stored at once when the store is idle (so storing overlaps metering)
 _ctx = mp.get_context("forkserver")
-_ctx.set_forkserver_preload(["flowscope.capture.ingest", "flowscope.capture.meter_preload"])
+# "__main__": the fork server imports the main script (e.g. the `flowscope` console script) once,
+# instead of each worker importing it again before it meters
+_ctx.set_forkserver_preload(["__main__", "flowscope.capture.ingest", "flowscope.capture.meter_preload"])
 
 
 def start_meters() -> None:
@@ -144,8 +146,10 @@ def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: 
 
 
 def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: int, interface_id: int = 0,
-          source_type: str = "pcap", batch_rows: int = BATCH, pad: int = 0) -> Iterable[list[dict]]:
-    """Yield batches of flow rows metered from a capture file or an interface.
+          source_type: str = "pcap", batch_rows: int = BATCH, pad: int = 0,
+          on_started: Callable[[], None] | None = None) -> Iterable[list[dict]]:
+    """Yield batches of flow rows metered from a capture file or an interface; `on_started()` is
+    called once the workers are started.
 
     The meters run in processes started by a fork server: forking this process itself is unsafe
     once it has threads (the server, the embedded ClickHouse), as a lock held by another thread at
@@ -160,6 +164,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
         child.close()
         pipes.append(parent)
         procs.append(p)
+    if on_started:
+        on_started()
     errors = []
     try:
         open_pipes = list(pipes)
@@ -309,10 +315,12 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
                  active_timeout: int = 86400, interface_ids: dict[str, int] | None = None,
                  enrich: Callable[[list[dict]], None] | None = None,
                  on_rows: Callable[[list[dict]], None] | None = None,
-                 progress: Callable[[str, IngestSummary], None] | None = None) -> IngestSummary:
+                 progress: Callable[[str, IngestSummary], None] | None = None,
+                 on_started: Callable[[], None] | None = None) -> IngestSummary:
     """Meter and store every file; files that fail are reported in `errors`, the rest go on.
     `enrich(rows)` may fill columns (countries, ASNs) before rows are stored, and `on_rows(rows)`
-    sees them once stored (like `App.on_flows`). Rows are stored on a thread, INSERT_ROWS at a time
+    sees them once stored (like `App.on_flows`); `on_started()` is called as each file's workers
+    start (e.g. to open the store then: it is first used after that). Rows are stored on a thread, INSERT_ROWS at a time
     while it is busy (an insert costs about the same whatever its size, up to there), at least
     INSERT_ROWS_IDLE when it is idle. Each file's frame counts are stored too
     (`frame_counters`, and the interface's per-minute volumes)."""
@@ -336,8 +344,8 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
             scan = FileScan(on_counts=None if store is None else
                             lambda counts: store_frame_counts(store, counts, interface_id, source))
             try:
-                for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout,
-                                       active_timeout=active_timeout, interface_id=interface_id, scan=scan):
+                for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout, active_timeout=active_timeout,
+                                       interface_id=interface_id, scan=scan, on_started=on_started):
                     if enrich:
                         enrich(rows)
                     pending.extend(rows)
