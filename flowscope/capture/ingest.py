@@ -198,8 +198,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
 
 @dataclass
 class FileScan:
-    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called as soon
-    as the frames are counted, before metering."""
+    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called on the
+    caller's thread once the frames are counted (before the rows, or among them)."""
     on_counts: Callable[[frames.FrameCounts], None] | None = None
     counts: frames.FrameCounts | None = None
     note: str | None = None  # e.g. "one worker: link type 127 cannot be split"
@@ -242,27 +242,36 @@ def meter_file(path: str, *, workers: int = 1, scan: FileScan | None = None, **k
 
 def _meter_while_counting(path: str, scan: FileScan, **kw) -> Iterable[list[dict]]:
     """Meter and count the frames at once: the count runs on a thread of this process while the
-    workers meter in theirs."""
+    workers meter in theirs. `scan.on_counts` is called on the caller's thread (between batches, or
+    when metering ends), so it never races with what the caller does with the rows."""
+    counted: list[frames.FrameCounts] = []
     failed: list[BaseException] = []
 
     def count() -> None:
         try:
-            scan.counts = frames.scan(path)
-            if scan.on_counts:
-                scan.on_counts(scan.counts)
+            counted.append(frames.scan(path))
         except BaseException as exc:  # reported once metering ends
             failed.append(exc)
+
+    def report() -> None:
+        if counted and scan.counts is None:
+            scan.counts = counted[0]
+            if scan.on_counts:
+                scan.on_counts(scan.counts)
 
     counter = threading.Thread(target=count, name="frame-count", daemon=True)
     counter.start()
     try:
-        yield from meter(path, **kw)
+        for rows in meter(path, **kw):
+            report()
+            yield rows
     finally:
         counter.join()
     if failed:
         if isinstance(failed[0], (frames.CaptureFormatError, OSError)):
             raise IngestError(f"{path}: {failed[0]}")
         raise failed[0]
+    report()
 
 
 class _Storer:
