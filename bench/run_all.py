@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_ingest.py", "bench_query.py", "bench_rpc.py", "bench_live_memory.py", "bench_packets.py",
-           "bench_hosts.py", "bench_store.py", "bench_tools.py", "bench_collector.py"]
+BENCHES = ["bench_ingest.py", "bench_cli.py", "bench_query.py", "bench_rpc.py", "bench_live_memory.py",
+           "bench_packets.py", "bench_hosts.py", "bench_store.py", "bench_tools.py", "bench_collector.py"]
 
 
 def main() -> int:

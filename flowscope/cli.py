@@ -8,7 +8,6 @@ import os
 import sys
 
 import flowscope
-from flowscope.config import Config, parse_listen
 from flowscope.modules import StartupError
 from flowscope.services.snmp.cli import add_cli as add_snmp_cli
 from flowscope.store.backend import StoreUnavailable
@@ -102,8 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args, **overrides) -> Config:
-    """Settings with what was given on the command line on top (flags left out do not count)."""
+def _config(args, **overrides):
+    """Settings with what was given on the command line on top (flags left out do not count).
+    (`flowscope.config` is imported here: pydantic-settings is a tenth of a second, and the meters'
+    fork server imports this module too.)"""
+    from flowscope.config import Config
+
     given = dict(data_dir=args.data_dir, config_file=args.config, **overrides)
     return Config(**{k: v for k, v in given.items() if v not in (None, [], "")})
 
@@ -188,8 +191,10 @@ def cmd_token(args, parser) -> int:
 
 def cmd_ingest(args) -> int:
     """Import capture files; while `serve` holds the data directory, it does the import."""
+    from flowscope.capture.ingest import IngestError, check_readable, start_meters
+
+    start_meters()  # first: the meters' fork server starts (and imports nfstream) while this one goes on
     from flowscope import runtime
-    from flowscope.capture.ingest import IngestError, check_readable
 
     for path in args.files:
         try:
@@ -272,25 +277,79 @@ class _IngestBar:
 
 
 def _ingest_here(cfg, files, progress, *, workers, idle_timeout, active_timeout):
-    """Import in this process (no server holds the data directory)."""
+    """Import in this process (no server holds the data directory). Metering does not wait for the
+    store: it opens on a thread once the workers are started (importing chDB holds the GIL for
+    most of a second), and rows wait for it (see `_OpeningStore`)."""
+    import os
+    import threading
+
     from flowscope.capture.ingest import ingest_files
     from flowscope.services.hosts import geo
     from flowscope.services.packets import ingest_recorder
-    from flowscope.store import Store
 
-    store = Store(cfg.data_dir, cfg.clickhouse_url)
+    files = [os.path.abspath(f) for f in files]  # importing chDB changes the working directory a while
+    hosts = cfg.section("hosts")
+    places = geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
+    # a first lookup loads the address database (~0.3 s) before the first rows need it
+    threading.Thread(target=places.lookup, args=("1.1.1.1",), name="geo-load", daemon=True).start()
+    store = _OpeningStore(cfg)
     try:
-        store.migrate()
-        hosts = cfg.section("hosts")
-        geo.configure(hosts.get("geoip_db"), hosts.get("asn_db"))  # countries, as `serve` stores them
         interface_ids, remember_files = ingest_recorder(store, files)  # where each flow's packets are
-        _stop_on_signals()  # the embedded ClickHouse replaces Python's SIGINT handler
+        _stop_on_signals()
         return ingest_files(store, files, workers=workers, idle_timeout=idle_timeout or cfg.file_idle_timeout,
                             active_timeout=active_timeout or cfg.file_active_timeout,
                             interface_ids=interface_ids, enrich=geo.enrich_flow_rows, on_rows=remember_files,
-                            progress=progress)
+                            progress=progress, on_started=store.open)
     finally:
         store.close()
+
+
+class _OpeningStore:
+    """A Store opened and migrated on a thread once `open()` is called; using it waits for the
+    opening (and opens it, if nobody did), and raises what the opening raised (e.g. StoreUnavailable)."""
+
+    def __init__(self, cfg):
+        import threading
+
+        self._cfg = cfg
+        self._out: list = []
+        self._thread = threading.Thread(target=self._open, name="store-open", daemon=True)
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        with self._lock:
+            if self._thread.ident is None:
+                self._thread.start()
+
+    def _open(self) -> None:
+        from flowscope.store import Store
+
+        try:
+            store = Store(self._cfg.data_dir, self._cfg.clickhouse_url)
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+            self._out.append(store)
+        except BaseException as exc:
+            self._out.append(exc)
+
+    def _store(self):
+        self.open()
+        self._thread.join()
+        if isinstance(self._out[0], BaseException):
+            raise self._out[0]
+        return self._out[0]
+
+    def __getattr__(self, name: str):
+        return getattr(self._store(), name)
+
+    def close(self) -> None:
+        self.open()
+        self._thread.join()
+        if not isinstance(self._out[0], BaseException):
+            self._out[0].close()
 
 
 def cmd_serve(args) -> int:
@@ -305,6 +364,8 @@ def cmd_serve(args) -> int:
                   metrics_listen=args.metrics_listen, tls_cert=args.tls_cert, tls_key=args.tls_key,
                   toolsets=args.toolsets, retain_packets=args.retain_packets,
                   retain_packets_for=args.retain_packets_for)
+    from flowscope.config import parse_listen
+
     host, port = parse_listen(cfg.listen)
     from flowscope.services.packets.settings import PacketSettings
 

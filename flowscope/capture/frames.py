@@ -242,10 +242,69 @@ _PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, ETHERNET)
 _ZERO_MACS = bytes(12)
 
 
+_PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+                b"\xa1\xb2\xc3\xd4": (">", 1e-6), b"\xa1\xb2\x3c\x4d": (">", 1e-9)}
+
+
+def pcap_linktype(path: str) -> int | None:
+    """The link type of a classic pcap file (from its header); None for pcapng, whose interfaces
+    may each have their own. Raises CaptureFormatError when the header is not a capture's."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:4] == b"\x0a\x0d\x0d\x0a":
+        return None
+    if head[:4] not in _PCAP_MAGICS:
+        raise CaptureFormatError(f"unknown magic {head[:4].hex() or 'empty file'}")
+    if len(head) < 24:
+        raise CaptureFormatError("truncated pcap header")
+    return struct.unpack_from(_PCAP_MAGICS[head[:4]][0] + "I", head, 20)[0] & 0x0FFFFFFF
+
+
+def _count_ethernet_pcap(buf: mmap.mmap, counts: FrameCounts) -> None:
+    """`scan` of a classic Ethernet pcap, inlined (no frame copied): the same cells, ~2x faster."""
+    endian, scale = _PCAP_MAGICS[buf[:4]]
+    rec = struct.Struct(endian + "IIII").unpack_from
+    limit = round(1 / scale)  # a fraction below this is less than a second
+    cells = counts.cells
+    off, end = 24, len(buf)
+    n = total = 0
+    while off + 16 <= end:
+        sec, frac, caplen, wire = rec(buf, off)
+        off += 16
+        if caplen > end - off:  # truncated last record: what is there still counts
+            caplen = end - off
+        if caplen < 14:
+            etype = OTHER
+        else:
+            etype = (buf[off + 12] << 8) | buf[off + 13]
+            if etype in _VLAN_TYPES:
+                etype = _ethernet(buf[off:off + caplen])[0]
+            elif etype < 0x0600:
+                etype = LLC
+        # the minute of sec + frac * scale, in floating point as `scan` does where that may differ
+        minute = sec - sec % 60 if frac < limit and sec % 60 != 59 else int((sec + frac * scale) // 60) * 60
+        cell = cells.get((minute, etype))
+        if cell is None:
+            cells[(minute, etype)] = [1, wire]
+        else:
+            cell[0] += 1
+            cell[1] += wire
+        n += 1
+        total += wire
+        off += caplen
+    counts.packets += n
+    counts.bytes += total
+    counts.linktypes.add(ETHERNET)
+
+
 def scan(path: str, rewrite_to: str | None = None) -> FrameCounts:
     """Count every frame of `path`; with `rewrite_to`, also write its IP frames there as an
     Ethernet pcap (original timestamps, wire lengths + PADDING) for nfstream to meter."""
     counts = FrameCounts()
+    if rewrite_to is None and pcap_linktype(path) == ETHERNET:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            _count_ethernet_pcap(buf, counts)
+        return counts
     out = open(rewrite_to, "wb") if rewrite_to else None
     rec = struct.Struct("<IIII")
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import signal
 import tempfile
 import threading
@@ -21,13 +22,22 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from flowscope.capture import frames
-from flowscope.capture.nfstream_source import flow_extra, split_filter, stream
-from flowscope.flows.record import flow_row
+from flowscope.capture.nfstream_source import split_filter
 
 BATCH = 2000  # rows a worker sends at a time
-INSERT_ROWS = 50_000  # rows stored at a time (measured: 2k-row inserts reach 18k rows/s, 50k 68k)
+INSERT_ROWS = 50_000  # rows stored at a time at most (measured: 2k-row inserts reach 18k rows/s, 50k 68k)
+INSERT_ROWS_IDLE = 10_000  # rows stored at once when the store is idle (so storing overlaps metering)
 _ctx = mp.get_context("forkserver")
-_ctx.set_forkserver_preload(["flowscope.capture.ingest"])
+# "__main__": the fork server imports the main script (e.g. the `flowscope` console script) once,
+# instead of each worker importing it again before it meters
+_ctx.set_forkserver_preload(["__main__", "flowscope.capture.ingest", "flowscope.capture.meter_preload"])
+
+
+def start_meters() -> None:
+    """Start the meters' fork server now (it imports nfstream), e.g. while the store opens."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 class IngestError(Exception):
@@ -82,7 +92,7 @@ STOP = threading.Event()
 
 def _interrupt(signum, frame):
     if _metering:
-        raise KeyboardInterrupt  # nfstream ends its meter processes on KeyboardInterrupt
+        raise KeyboardInterrupt  # ends the meter loop; the worker reports nothing more
     os._exit(0)  # past metering (e.g. in exit finalizers): nothing left to save
 
 
@@ -102,17 +112,24 @@ def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: 
     # only make each one print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
+    from flowscope.capture.nfstream_source import flow_extra, meter_flows
+    from flowscope.flows.record import flow_row
+
     batch: list[dict] = []
+
+    def on_flow(f) -> None:
+        nonlocal batch
+        row = flow_row(f, interface_id, source_type, flow_extra(f))
+        if pad:
+            unpad(row, pad)
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            conn.send(("rows", batch))
+            batch = []
+
     _metering = True
     try:
-        for f in stream(source, bpf=bpf, idle_timeout=idle, active_timeout=active):
-            row = flow_row(f, interface_id, source_type, flow_extra(f))
-            if pad:
-                unpad(row, pad)
-            batch.append(row)
-            if len(batch) >= batch_rows:
-                conn.send(("rows", batch))
-                batch = []
+        meter_flows(source, on_flow, bpf=bpf, idle_timeout=idle, active_timeout=active)
         conn.send(("rows", batch))
         conn.send(("done", None))
     except (KeyboardInterrupt, BrokenPipeError):
@@ -129,8 +146,10 @@ def _worker(source: str, bpf: str | None, idle: int, active: int, interface_id: 
 
 
 def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: int, interface_id: int = 0,
-          source_type: str = "pcap", batch_rows: int = BATCH, pad: int = 0) -> Iterable[list[dict]]:
-    """Yield batches of flow rows metered from a capture file or an interface.
+          source_type: str = "pcap", batch_rows: int = BATCH, pad: int = 0,
+          on_started: Callable[[], None] | None = None) -> Iterable[list[dict]]:
+    """Yield batches of flow rows metered from a capture file or an interface; `on_started()` is
+    called once the workers are started.
 
     The meters run in processes started by a fork server: forking this process itself is unsafe
     once it has threads (the server, the embedded ClickHouse), as a lock held by another thread at
@@ -145,6 +164,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
         child.close()
         pipes.append(parent)
         procs.append(p)
+    if on_started:
+        on_started()
     errors = []
     try:
         open_pipes = list(pipes)
@@ -177,8 +198,8 @@ def meter(source: str, *, workers: int = 1, idle_timeout: int, active_timeout: i
 
 @dataclass
 class FileScan:
-    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called as soon
-    as the frames are counted, before metering."""
+    """What `meter_file` learnt about a file besides its flows; `on_counts(counts)` is called on the
+    caller's thread once the frames are counted (before the rows, or among them)."""
     on_counts: Callable[[frames.FrameCounts], None] | None = None
     counts: frames.FrameCounts | None = None
     note: str | None = None  # e.g. "one worker: link type 127 cannot be split"
@@ -186,10 +207,14 @@ class FileScan:
 
 def meter_file(path: str, *, workers: int = 1, scan: FileScan | None = None, **kw) -> Iterable[list[dict]]:
     """`meter` for a capture file; raise IngestError on an unreadable capture. Frame counts (and a
-    note when the file could not be split) land in `scan`, filled before the first rows."""
+    note when the file could not be split) land in `scan`: counted while the workers meter for a
+    pcap of Ethernet frames (the common case), else before the first rows."""
     check_readable(path)
     scan = scan if scan is not None else FileScan()
     try:
+        if frames.pcap_linktype(path) in frames.NATIVE:
+            yield from _meter_while_counting(path, scan, workers=workers, **kw)
+            return
         scan.counts = frames.scan(path)
     except (frames.CaptureFormatError, OSError) as exc:
         raise IngestError(f"{path}: {exc}") from None
@@ -215,30 +240,111 @@ def meter_file(path: str, *, workers: int = 1, scan: FileScan | None = None, **k
     yield from meter(path, workers=workers, **kw)
 
 
+def _meter_while_counting(path: str, scan: FileScan, **kw) -> Iterable[list[dict]]:
+    """Meter and count the frames at once: the count runs on a thread of this process while the
+    workers meter in theirs. `scan.on_counts` is called on the caller's thread (between batches, or
+    when metering ends), so it never races with what the caller does with the rows."""
+    counted: list[frames.FrameCounts] = []
+    failed: list[BaseException] = []
+
+    def count() -> None:
+        try:
+            counted.append(frames.scan(path))
+        except BaseException as exc:  # reported once metering ends
+            failed.append(exc)
+
+    def report() -> None:
+        if counted and scan.counts is None:
+            scan.counts = counted[0]
+            if scan.on_counts:
+                scan.on_counts(scan.counts)
+
+    counter = threading.Thread(target=count, name="frame-count", daemon=True)
+    counter.start()
+    try:
+        for rows in meter(path, **kw):
+            report()
+            yield rows
+    finally:
+        counter.join()
+    if failed:
+        if isinstance(failed[0], (frames.CaptureFormatError, OSError)):
+            raise IngestError(f"{path}: {failed[0]}")
+        raise failed[0]
+    report()
+
+
+class _Storer:
+    """Stores batches of rows on a thread of its own, so the workers' pipes are read meanwhile
+    (chDB lets go of the GIL while it inserts); one batch waits at most. An error is raised on the
+    next `put` or at `close`."""
+
+    def __init__(self, store, on_rows: Callable[[list[dict]], None] | None):
+        self.store, self.on_rows = store, on_rows
+        self.queue: queue.Queue[list[dict] | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.busy = False
+        self.thread = threading.Thread(target=self._run, name="ingest-store", daemon=True)
+        self.thread.start()
+
+    def put(self, rows: list[dict]) -> None:
+        self._raise()
+        self.queue.put(rows)
+
+    def idle(self) -> bool:
+        return not self.busy and self.queue.empty()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _run(self) -> None:
+        while (rows := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain until closed; the caller hears of the error
+            self.busy = True
+            try:
+                if self.store is not None:
+                    self.store.insert_dicts("flows", rows)
+                if self.on_rows:
+                    self.on_rows(rows)
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.busy = False
+
+
 def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_timeout: int = 3600,
                  active_timeout: int = 86400, interface_ids: dict[str, int] | None = None,
                  enrich: Callable[[list[dict]], None] | None = None,
                  on_rows: Callable[[list[dict]], None] | None = None,
-                 progress: Callable[[str, IngestSummary], None] | None = None) -> IngestSummary:
+                 progress: Callable[[str, IngestSummary], None] | None = None,
+                 on_started: Callable[[], None] | None = None) -> IngestSummary:
     """Meter and store every file; files that fail are reported in `errors`, the rest go on.
     `enrich(rows)` may fill columns (countries, ASNs) before rows are stored, and `on_rows(rows)`
-    sees them once stored (like `App.on_flows`). Rows are stored INSERT_ROWS at a time: an insert
-    costs about the same whatever its size, up to there. Each file's frame counts are stored too
+    sees them once stored (like `App.on_flows`); `on_started()` is called as each file's workers
+    start (e.g. to open the store then: it is first used after that). Rows are stored on a thread, INSERT_ROWS at a time
+    while it is busy (an insert costs about the same whatever its size, up to there), at least
+    INSERT_ROWS_IDLE when it is idle. Each file's frame counts are stored too
     (`frame_counters`, and the interface's per-minute volumes)."""
     from flowscope.store.writer import store_frame_counts
     workers = workers or os.cpu_count() or 1
     summary = IngestSummary()
     start = time.monotonic()
     pending: list[dict] = []
+    storer = _Storer(store, on_rows)
 
     def store_pending() -> None:
-        if not pending:
-            return
-        if store is not None:
-            store.insert_dicts("flows", pending)
-        if on_rows:
-            on_rows(list(pending))
-        pending.clear()
+        nonlocal pending
+        if pending:
+            storer.put(pending)
+            pending = []
 
     try:
         for path in paths:
@@ -247,12 +353,12 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
             scan = FileScan(on_counts=None if store is None else
                             lambda counts: store_frame_counts(store, counts, interface_id, source))
             try:
-                for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout,
-                                       active_timeout=active_timeout, interface_id=interface_id, scan=scan):
+                for rows in meter_file(path, workers=workers, idle_timeout=idle_timeout, active_timeout=active_timeout,
+                                       interface_id=interface_id, scan=scan, on_started=on_started):
                     if enrich:
                         enrich(rows)
                     pending.extend(rows)
-                    if len(pending) >= INSERT_ROWS:
+                    if len(pending) >= INSERT_ROWS or (len(pending) >= INSERT_ROWS_IDLE and storer.idle()):
                         store_pending()
                     summary.add(rows)
                     if progress:
@@ -270,5 +376,6 @@ def ingest_files(store, paths: list[str], *, workers: int | None = None, idle_ti
                 summary.frame_bytes += scan.counts.bytes
     finally:
         store_pending()
+        storer.close()
     summary.elapsed_s = time.monotonic() - start
     return summary

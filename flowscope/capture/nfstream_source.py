@@ -12,11 +12,11 @@ unused) `udps` slot carries a small list with what the meter alone can see:
 
 from __future__ import annotations
 
-from typing import Any, Iterator
-
-from nfstream import NFStreamer
-from nfstream import streamer as _streamer
-from nfstream.flow import NFlow
+import importlib
+import os
+import sys
+import types
+from typing import Any, Callable
 
 ACCOUNTING_LINK_LAYER = 0  # bytes as on the wire, as ntopng and ndpiReader count them
 RISK, MINUTES, FIRST = range(3)
@@ -52,11 +52,31 @@ def first_packet_facts(packet, ffi) -> int:
     return 0
 
 
+class _Deferred(types.ModuleType):
+    """Stands in sys.modules for a module until one of its attributes is used, then imports it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def import_nfstream() -> None:
+    """Import nfstream, leaving pandas (used only by its `to_pandas`, ~0.3 s to import) to be
+    imported on first use."""
+    if "pandas" not in sys.modules and "nfstream" not in sys.modules:
+        sys.modules["pandas"] = _Deferred("pandas")
+    import nfstream  # noqa: F401
+
+
 def instrument() -> None:
     """Patch NFlow (once per process) to fill the `udps` slot described above."""
     global _patched
     if _patched:
         return
+    import_nfstream()
+    from nfstream.flow import NFlow
+
     init, update, expire = NFlow.__init__, NFlow.update, NFlow.expire
 
     def new_init(self, packet, ffi, lib, *args):
@@ -108,36 +128,63 @@ def flow_risk(f: Any) -> int:
     return flow_extra(f)[RISK]
 
 
-def _quiet_meter(*args):
-    """nfstream's meter process: Ctrl-C reaches the whole process group, but the meter is ended
-    by its parent (SIGTERM, default action: no handler inherited from the worker), so a
-    KeyboardInterrupt here would only print a traceback."""
-    import signal
+class _Channel:
+    """Where nfstream's meter puts what it makes: here a call in the same process, so flows are
+    never pickled through a queue to another process."""
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return _METER(*args)
+    def __init__(self, on_flow: Callable[[Any], None], flow_type: type, error_event: int):
+        self.on_flow, self.flow_type, self.error_event = on_flow, flow_type, error_event
+        self.error: str | None = None
+
+    def put(self, item: Any) -> None:
+        if isinstance(item, self.flow_type):
+            self.on_flow(item)
+        elif getattr(item, "id", None) == self.error_event:
+            self.error = str(getattr(item, "message", "")) or "nfstream meter error"
 
 
-_METER = _streamer.meter_workflow
+class _Lock:
+    """The start lock nfstream's meters share; a single meter only releases it."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
 
 
-def stream(source: str, *, bpf: str | None = None, idle_timeout: int, active_timeout: int,
-           n_meters: int = 1) -> Iterator[Any]:
+class _Value:
+    value = 0  # nfstream's meter reports drops and packet counts here
+
+
+def meter_flows(source: str, on_flow: Callable[[Any], None], *, bpf: str | None = None, idle_timeout: int,
+                active_timeout: int) -> None:
+    """Run nfstream's meter on `source` in this process, calling `on_flow(flow)` for each finished
+    flow (an expired NFlow); raise RuntimeError with nfstream's message when it cannot meter.
+
+    nfstream would run the meter in a child process and pickle every flow back through a queue:
+    one busy process and a copy per flow fewer this way. The streamer is built only to check the
+    settings as nfstream does."""
     instrument()
-    _streamer.meter_workflow = _quiet_meter
-    streamer = NFStreamer(
-        source=source,
-        bpf_filter=bpf,
-        idle_timeout=idle_timeout,
-        active_timeout=active_timeout,
-        accounting_mode=ACCOUNTING_LINK_LAYER,
-        n_dissections=20,
-        statistical_analysis=True,  # per-direction TCP flag counts (SRC2DST_TCP_FLAGS); measured at no cost
-        n_meters=n_meters,
-        decode_tunnels=True,
-    )
-    yield from streamer
+    from nfstream import NFStreamer
+    from nfstream import meter as _meter
+    from nfstream.flow import NFlow
+    from nfstream.utils import NFEvent
+
+    s = NFStreamer(source=source, bpf_filter=bpf, idle_timeout=idle_timeout, active_timeout=active_timeout,
+                   accounting_mode=ACCOUNTING_LINK_LAYER, n_dissections=20,
+                   statistical_analysis=True,  # per-direction TCP flag counts (SRC2DST_TCP_FLAGS)
+                   n_meters=1, decode_tunnels=True)
+    _meter.set_affinity = lambda idx: None  # nfstream pins meters to cores; workers share the machine's
+    channel = _Channel(on_flow, NFlow, NFEvent.ERROR)
+    ready = _Lock()
+    _meter.meter_workflow(s.source, s.snapshot_length, s.decode_tunnels, s.bpf_filter, s.promiscuous_mode, 1, 0,
+                          s._mode, s.idle_timeout * 1000, s.active_timeout * 1000, s.accounting_mode, s.udps,
+                          s.n_dissections, s.statistical_analysis, s.splt_analysis, channel,
+                          [_Value(), _Value(), _Value()], ready, os.getpid(), s.system_visibility_mode,
+                          s.socket_buffer_size)
+    if channel.error:
+        raise RuntimeError(channel.error)
 
 
 def split_filter(workers: int, index: int) -> str | None:

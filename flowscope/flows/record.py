@@ -6,6 +6,7 @@ import base64
 import hashlib
 import ipaddress
 import random
+import socket
 import struct
 from functools import lru_cache
 from typing import Any
@@ -89,19 +90,29 @@ def category_id(name: str | None) -> int:
     return 0
 
 
+_FLAG_ATTRS = {d: tuple((f"{d}_{name}_packets", bit) for name, bit in _TCP_FLAG_BITS) for d in ("src2dst", "dst2src")}
+
+
 def tcp_flags(f: Any, direction: str) -> int:
     flags = 0
-    for name, bit in _TCP_FLAG_BITS:
-        if getattr(f, f"{direction}_{name}_packets", 0):
+    for attr, bit in _FLAG_ATTRS[direction]:
+        if getattr(f, attr, 0):
             flags |= bit
     return flags
+
+
+def _packed(ip: str) -> bytes:
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    except OSError:  # e.g. an IPv4 address with leading zeros: let ipaddress judge it
+        return ipaddress.ip_address(ip).packed
 
 
 def community_id(src: str, dst: str, proto: int, sport: int, dport: int, seed: int = 0) -> str:
     """Community ID v1 for TCP, UDP and SCTP; empty for protocols we lack type/code for."""
     if proto not in (6, 17, 132):
         return ""
-    a, b = ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed
+    a, b = _packed(src), _packed(dst)
     if (a, sport) > (b, dport):
         a, b, sport, dport = b, a, dport, sport
     data = struct.pack("!H", seed) + a + b + struct.pack("!BBHH", proto, 0, sport, dport)

@@ -203,13 +203,14 @@ class ChdbBackend:
                 raise QueryError(msg, _error_code(msg)) from None
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-        """Insert rows as JSONEachRow data: values travel as data, never as SQL text."""
-        lines = [json.dumps(dict(zip(columns, r)), default=str, ensure_ascii=False) for r in rows]
+        """Insert rows as JSONCompactEachRow data (a JSON array a row, in `columns` order: half the
+        CPU of JSONEachRow's objects, to encode and to parse): values travel as data, never as SQL text."""
+        lines = [json.dumps(r if isinstance(r, list) else list(r), default=str, ensure_ascii=False) for r in rows]
         if not lines:
             return 0
         cols = ", ".join(f"`{c}`" for c in columns)
         body = "\n".join(lines)
-        self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS} FORMAT JSONEachRow\n{body}")
+        self.command(f"INSERT INTO `{table}` ({cols}) SETTINGS {INSERT_SETTINGS} FORMAT JSONCompactEachRow\n{body}")
         return len(lines)
 
     def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],

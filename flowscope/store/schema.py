@@ -91,6 +91,17 @@ def register(table: Table) -> Table:
     return table
 
 
+#: the digest of the DDL `Store.migrate` last applied: an unchanged schema is not applied again
+SCHEMA_STATE = register(Table(
+    name="schema_state",
+    comment="Digest of the DDL last applied at start; a schema that changed is applied again.",
+    columns=(Column("digest", "String", "SHA-256 of every DDL statement of the schema, in order"),
+             Column("applied", "DateTime64(3, 'UTC')", "When it was applied", default="now64(3)")),
+    order_by="applied",
+    admin_only=True,
+))
+
+
 def register_view(ddl: str) -> str:
     """Register a `CREATE ... VIEW IF NOT EXISTS` statement; it runs after all tables."""
     _VIEWS.append(ddl)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from flowscope.store import schema
-from flowscope.store.backend import Result, open_backend
+from flowscope.store.backend import QueryError, Result, open_backend
 from flowscope.store.rollups import RollupFeed
 from flowscope.store.scopes import Scopes
 
@@ -43,16 +44,31 @@ class Store:
         self.flows_stored = 0
 
     def migrate(self) -> None:
-        """Create every registered table (idempotent); scope databases are remade on first use."""
+        """Apply the schema: every registered table, dictionary and view (idempotent). Skipped, for a
+        faster start, when the digest of all those statements is the one last applied and every
+        table is there. Scope databases are remade on first use."""
         import flowscope.store.tables  # noqa: F401  (registers the tables of every service)
 
-        self.rollups.prepare()
-        for stmt in schema.statements():
-            self.backend.command(stmt)
+        statements = schema.statements()
+        digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+        if not self._schema_applied(digest):
+            self.rollups.prepare()
+            for stmt in statements:
+                self.backend.command(stmt)
+            self.insert(schema.SCHEMA_STATE.name, ["digest"], [[digest]])
         self.rollups.load()
         self.flows_stored = int(self.query("SELECT count() FROM flows", lane="write").scalar() or 0)
         self.load_ndpi_lookups()
         self.scopes.reset()
+
+    def _schema_applied(self, digest: str) -> bool:
+        try:
+            last, present = self.query(
+                f"SELECT (SELECT argMax(digest, applied) FROM `{schema.SCHEMA_STATE.name}`), (SELECT groupArray(name) "
+                "FROM system.tables WHERE database = currentDatabase())", lane="write").rows[0]
+        except QueryError:  # a new store, or one older than the digest
+            return False
+        return last == digest and set(schema.TABLES) <= set(present)
 
     def load_ndpi_lookups(self) -> None:
         """Fill the nDPI lookup tables behind L7_PROTO_NAME and L7_CATEGORY_NAME."""

@@ -61,6 +61,7 @@ def test_upgrade_drops_views_that_rolled_up_inside_inserts(tmp_path):
     store.command("CREATE MATERIALIZED VIEW mv_ts_interface_1m TO ts_interface_1m AS SELECT toStartOfMinute(LAST_SEEN) "
                   "AS time, INTERFACE_ID, sum(TOTAL_BYTES) AS bytes, sum(PACKETS) AS packets, count() AS flows, "
                   "toUInt64(0) AS drops, now() AS written FROM flows GROUP BY time, INTERFACE_ID")
+    store.command("DROP TABLE schema_state")  # as a version before the schema digest left it
     store.close()
     store = Store(str(tmp_path))
     store.migrate()
