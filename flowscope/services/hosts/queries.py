@@ -9,7 +9,8 @@ All values travel as `{name:Type}` parameters; principal filters come from `Prin
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from flowscope.services.flows import time_where
 
