@@ -14,11 +14,7 @@ from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.labels import label_of
 from flowscope.services.hosts.model import Identity
-from flowscope.services.hosts.netinfo import (
-    is_locally_administered,
-    mac_text,
-    manufacturer,
-)
+from flowscope.services.hosts.netinfo import is_locally_administered, mac_text, manufacturer
 
 
 def address(text: str) -> str:

@@ -15,20 +15,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 from flowscope.services.hosts import osguess
 from flowscope.services.hosts.addresses import is_group_ip, is_group_mac
-from flowscope.services.hosts.netinfo import (
-    LocalNets,
-    ipv4_int,
-    is_unicast_mac,
-    mac_text,
-    manufacturer,
-)
+from flowscope.services.hosts.netinfo import LocalNets, ipv4_int, is_unicast_mac, mac_text, manufacturer
 
 log = logging.getLogger(__name__)
 

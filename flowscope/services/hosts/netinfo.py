@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 # Private and link-local ranges: the default local networks (as ntopng's default -m)
 DEFAULT_LOCAL = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7", "fe80::/10")

@@ -41,13 +41,13 @@ _DHCP_PRL = {
 _VENDOR_RULES = (
     (re.compile(r"^MSFT 5\.0"), "Windows"),
     (re.compile(r"^MSFT 98"), "Windows 98"),
-    (re.compile(r"^android-dhcp-(\d+)", re.IGNORECASE), "Android"),
-    (re.compile(r"^dhcpcd-[^:]*:Linux", re.IGNORECASE), "Linux"),
-    (re.compile(r"^dhcpcd", re.IGNORECASE), "Linux"),
-    (re.compile(r"^udhcp", re.IGNORECASE), "Linux"),
-    (re.compile(r"^Linux", re.IGNORECASE), "Linux"),
-    (re.compile(r"^Cisco", re.IGNORECASE), "Cisco IOS"),
-    (re.compile(r"^HP-?Printer|^Hewlett-Packard JetDirect", re.IGNORECASE), "Printer firmware"),
+    (re.compile(r"^android-dhcp-(\d+)", re.I), "Android"),
+    (re.compile(r"^dhcpcd-[^:]*:Linux", re.I), "Linux"),
+    (re.compile(r"^dhcpcd", re.I), "Linux"),
+    (re.compile(r"^udhcp", re.I), "Linux"),
+    (re.compile(r"^Linux", re.I), "Linux"),
+    (re.compile(r"^Cisco", re.I), "Cisco IOS"),
+    (re.compile(r"^HP-?Printer|^Hewlett-Packard JetDirect", re.I), "Printer firmware"),
 )
 
 _UA_RULES = (
@@ -70,28 +70,28 @@ _UA_RULES = (
 )
 
 _NAME_RULES = (
-    (re.compile(r"iphone", re.IGNORECASE), "iOS", "phone"),
-    (re.compile(r"ipad", re.IGNORECASE), "iPadOS", "tablet"),
-    (re.compile(r"macbook", re.IGNORECASE), "macOS", "laptop"),
-    (re.compile(r"imac|mac-?mini|mac-?pro", re.IGNORECASE), "macOS", "workstation"),
-    (re.compile(r"^android[-_]|galaxy|pixel", re.IGNORECASE), "Android", "phone"),
-    (re.compile(r"^(desktop|laptop)-[a-z0-9]{7}$", re.IGNORECASE), "Windows", None),
-    (re.compile(r"raspberry|^pi\d|^pi[-.]|^raspberrypi", re.IGNORECASE), "Linux", "iot"),
-    (re.compile(r"apple-?tv", re.IGNORECASE), "tvOS", "tv"),
-    (re.compile(r"chromecast", re.IGNORECASE), None, "multimedia"),
-    (re.compile(r"printer|^npi[0-9a-f]{6}|^brn[0-9a-f]{12}|^epson|^hp[0-9a-f]{6}", re.IGNORECASE), None, "printer"),
-    (re.compile(r"^tl-|^rt-|^router|^gateway|^sw-|^switch|^ap-|^fritz", re.IGNORECASE), None, "networking"),
+    (re.compile(r"iphone", re.I), "iOS", "phone"),
+    (re.compile(r"ipad", re.I), "iPadOS", "tablet"),
+    (re.compile(r"macbook", re.I), "macOS", "laptop"),
+    (re.compile(r"imac|mac-?mini|mac-?pro", re.I), "macOS", "workstation"),
+    (re.compile(r"^android[-_]|galaxy|pixel", re.I), "Android", "phone"),
+    (re.compile(r"^(desktop|laptop)-[a-z0-9]{7}$", re.I), "Windows", None),
+    (re.compile(r"raspberry|^pi\d|^pi[-.]|^raspberrypi", re.I), "Linux", "iot"),
+    (re.compile(r"apple-?tv", re.I), "tvOS", "tv"),
+    (re.compile(r"chromecast", re.I), None, "multimedia"),
+    (re.compile(r"printer|^npi[0-9a-f]{6}|^brn[0-9a-f]{12}|^epson|^hp[0-9a-f]{6}", re.I), None, "printer"),
+    (re.compile(r"^tl-|^rt-|^router|^gateway|^sw-|^switch|^ap-|^fritz", re.I), None, "networking"),
 )
 
 _MANUFACTURER_RULES = (
-    (re.compile(r"raspberry", re.IGNORECASE), "iot"),
-    (re.compile(r"espressif|tuya|shelly|sonoff", re.IGNORECASE), "iot"),
-    (re.compile(r"tp-link|ubiquiti|cisco|juniper|mikrotik|aruba|netgear|zyxel|arista|huawei tech", re.IGNORECASE),
+    (re.compile(r"raspberry", re.I), "iot"),
+    (re.compile(r"espressif|tuya|shelly|sonoff", re.I), "iot"),
+    (re.compile(r"tp-link|ubiquiti|cisco|juniper|mikrotik|aruba|netgear|zyxel|arista|huawei tech", re.I),
      "networking"),
-    (re.compile(r"brother|canon|epson|lexmark|xerox|kyocera", re.IGNORECASE), "printer"),
-    (re.compile(r"synology|qnap", re.IGNORECASE), "nas"),
-    (re.compile(r"sonos|roku|amazon tech", re.IGNORECASE), "multimedia"),
-    (re.compile(r"vmware|xensource|qemu|virtualbox|parallels|microsoft corp", re.IGNORECASE), "virtual_machine"),
+    (re.compile(r"brother|canon|epson|lexmark|xerox|kyocera", re.I), "printer"),
+    (re.compile(r"synology|qnap", re.I), "nas"),
+    (re.compile(r"sonos|roku|amazon tech", re.I), "multimedia"),
+    (re.compile(r"vmware|xensource|qemu|virtualbox|parallels|microsoft corp", re.I), "virtual_machine"),
 )
 
 _MDNS_SERVICE_TYPES = (

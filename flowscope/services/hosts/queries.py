@@ -9,8 +9,7 @@ All values travel as `{name:Type}` parameters; principal filters come from `Prin
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Iterable
 
 from flowscope.services.flows import time_where
 
