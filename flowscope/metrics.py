@@ -69,6 +69,7 @@ class AppCollector(Collector):
         dropped.add_metric(["socket"], status["socket_drops"])
         dropped.add_metric(["queue"], status["queue_dropped"])
         dropped.add_metric(["writer"], status["rows_dropped"])
+        dropped.add_metric(["store"], status["rows_failed"])
         yield dropped
 
 
