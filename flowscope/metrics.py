@@ -164,3 +164,9 @@ class MeteredStore(Store):
         self.metrics.rows_written.labels(table).inc(count or 0)
         return count
 
+    def insert_columns(self, table, names, chunks):
+        with self.metrics.timed(self.metrics.store_seconds, "insert"):
+            count = super().insert_columns(table, names, chunks)
+        self.metrics.rows_written.labels(table).inc(count or 0)
+        return count
+
