@@ -9,6 +9,7 @@ for the hooks that have no column variant.
 from __future__ import annotations
 
 import ipaddress
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -90,7 +91,7 @@ class FlowColumns:
                 if name == "PER_MINUTE":
                     offsets, *parts = (p.tolist() for p in self.cols[name])
                     cells = list(zip(*parts))
-                    values.append([cells[a:z] for a, z in zip(offsets, offsets[1:])])
+                    values.append([cells[a:z] for a, z in pairwise(offsets)])
                     continue
                 c = self.full(name).tolist()
                 if name in ("FIRST_SEEN", "LAST_SEEN"):

@@ -43,8 +43,9 @@ async def test_server_keeps_100k_records_per_second_for_60_s(make_server):
         assert (located, no_minutes, minutes_add_up) == (count, 0, 1)  # 1.1.1.x has a country
         [iface] = (await session.call_tool("get_interfaces", {})).structured_content["interfaces"]
         assert (iface["flows"], iface["drops"]) == (count, 0)
-    text = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).text
-    drops = dict(re.findall(r'^flowscope_collector_dropped_total\{stage="(\w+)"\} (\S+)$', text, re.M))
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10)).text
+    drops = dict(re.findall(r'^flowscope_collector_dropped_total\{stage="(\w+)"\} (\S+)$', text, re.MULTILINE))
     assert drops and set(map(float, drops.values())) == {0.0}, drops
     server.stop()  # the rollups catch up as the store closes
 
