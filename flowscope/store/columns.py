@@ -2,7 +2,7 @@
 collector decodes, stored and handed to the hooks without a dict per flow.
 
 Per-batch work is done per distinct value: addresses are turned to text once each
-(`ips`), hooks aggregate over `numpy.unique`. `rows()` gives dict rows (built once, on demand)
+(`ips`), hooks aggregate over `numpy.unique`. `rows()` gives dict rows (built on demand)
 for the hooks that have no column variant.
 """
 
@@ -25,7 +25,6 @@ class FlowColumns:
         self.n = n
         self.cols = cols
         self._ips: dict[str, np.ndarray] = {}
-        self._rows: list[dict] | None = None
 
     def full(self, name: str, default: Any = 0) -> np.ndarray:
         """The column as an array of n values."""
@@ -81,21 +80,19 @@ class FlowColumns:
         return [offsets, minute, *cells]
 
     def rows(self) -> list[dict[str, Any]]:
-        """The batch as dict rows (text timestamps as the JSON insert takes them), built once."""
-        if self._rows is None:
-            from flowscope.store.backend import ms_text
+        """The batch as dict rows (text timestamps as the JSON insert takes them), new ones each call."""
+        from flowscope.store.backend import ms_text
 
-            names = list(self.cols)
-            values = []
-            for name in names:
-                if name == "PER_MINUTE":
-                    offsets, *parts = (p.tolist() for p in self.cols[name])
-                    cells = list(zip(*parts))
-                    values.append([cells[a:z] for a, z in pairwise(offsets)])
-                    continue
-                c = self.full(name).tolist()
-                if name in ("FIRST_SEEN", "LAST_SEEN"):
-                    c = [ms_text(v) for v in c]
-                values.append(c)
-            self._rows = [dict(zip(names, r)) for r in zip(*values)]
-        return self._rows
+        names = list(self.cols)
+        values = []
+        for name in names:
+            if name == "PER_MINUTE":
+                offsets, *parts = (p.tolist() for p in self.cols[name])
+                cells = list(zip(*parts))
+                values.append([cells[a:z] for a, z in pairwise(offsets)])
+                continue
+            c = self.full(name).tolist()
+            if name in ("FIRST_SEEN", "LAST_SEEN"):
+                c = [ms_text(v) for v in c]
+            values.append(c)
+        return [dict(zip(names, r)) for r in zip(*values)]
