@@ -13,6 +13,9 @@ Measured in one run:
                                 paced rates for --seconds each: loss, and how far behind the collector ended
   5b. full path capacity        a burst sent as fast as the sender can (0.5 s), timed until every row is in
   6. 100 k records/s for --long seconds (60): offered (sent), stored, every loss counter, CPU per record
+  7. server path                the App's writer on the same blocks, per 50 k-flow batch: per-minute volumes,
+                                countries/ASNs, store, hosts learning, alerts, live table; columns (now)
+                                against dict rows (the server path before issue 15) in the same run
 Ratios: full path capacity against the decode-only (columns) and insert-only (Arrow) baselines.
 
 Usage: .venv/bin/python bench/bench_collector.py [--seconds 5] [--rates 100000,200000,400000] [--long 60]
@@ -89,6 +92,49 @@ def insert_rate(store: Store, rows: list[tuple], blocks: list[Block]) -> tuple[f
         store.insert_columns("flows", COLUMNS, [(b.n, b.columns)])
         n += b.n
     return json_rate, n / (time.perf_counter() - t)
+
+
+def server_path_rates(blocks: list[Block]) -> tuple[float, float]:
+    """Flows/s through everything `flowscope serve` does with a collected batch, as columns and as
+    dict rows (hooks run inline here, on their threads in the server)."""
+    from flowscope.app import App
+    from flowscope.collector.writer import CollectorWriter
+    from flowscope.config import Config
+    from flowscope.store.columns import FlowColumns
+
+    rates = []
+    with tempfile.TemporaryDirectory() as d:
+        app = App(Config(data_dir=d))
+        app.writer.hooks = []  # run below, inline
+        hosts, alerts = app.components["hosts"], app.components["alerts"]
+        shown = CollectorWriter(app.store, live=app.live)
+        batches, part = [], []
+        for b in blocks:  # batches of ~50 k flows, as the collector's writer makes them at 100 k/s
+            part.append(b)
+            if sum(x.n for x in part) >= 50_000:
+                batches.append(Block.concat(part))
+                part = []
+        for columns in (True, False):
+            n, t = 0, time.perf_counter()
+            for b in batches if columns else batches[:1]:  # the dict rows take ~7 s per batch
+                batch = FlowColumns(b.n, dict(zip(COLUMNS, b.columns)))
+                if columns:
+                    shown._show_live(batch)
+                    app.writer._store_columns(batch)
+                    hosts.feed_flows(batch)
+                    alerts.process_flow_columns(batch)
+                else:
+                    from flowscope.collector.mapping import live_row
+
+                    rows = [dict(r, SRC_COUNTRY_CODE="", DST_COUNTRY_CODE="") for r in batch.rows()]
+                    app.live.add_finished([live_row(r) for r in rows])
+                    app.writer._store(rows)
+                    hosts.feed_flows(rows)
+                    alerts.process_flows(rows)
+                n += b.n
+            rates.append(n / (time.perf_counter() - t))
+        app.store.close()
+    return rates[0], rates[1]
 
 
 def count(store: Store) -> int:
@@ -180,6 +226,9 @@ def main() -> None:
             print(f"  loss counters: {losses(run.fc)}")
         run.stop()
         store.close()
+    cols, dicts = server_path_rates(blocks)
+    table("server path (flowscope serve --collect): writer, enrichment, hooks, live table",
+          ["input", "flows/s", "vs before"], [["dict rows (before)", dicts, 1.0], ["columns (now)", cols, cols / dicts]])
 
 
 if __name__ == "__main__":

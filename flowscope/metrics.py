@@ -69,6 +69,7 @@ class AppCollector(Collector):
         dropped.add_metric(["socket"], status["socket_drops"])
         dropped.add_metric(["queue"], status["queue_dropped"])
         dropped.add_metric(["writer"], status["rows_dropped"])
+        dropped.add_metric(["store"], status["rows_failed"])
         yield dropped
 
 
@@ -160,6 +161,12 @@ class MeteredStore(Store):
     def insert(self, table, columns, rows):  # insert_dicts goes through here too
         with self.metrics.timed(self.metrics.store_seconds, "insert"):
             count = super().insert(table, columns, rows)
+        self.metrics.rows_written.labels(table).inc(count or 0)
+        return count
+
+    def insert_columns(self, table, names, chunks):
+        with self.metrics.timed(self.metrics.store_seconds, "insert"):
+            count = super().insert_columns(table, names, chunks)
         self.metrics.rows_written.labels(table).inc(count or 0)
         return count
 

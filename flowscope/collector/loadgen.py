@@ -47,7 +47,7 @@ def _template(tpl_datagram: bytes, tid: int) -> list[tuple[int, int]]:
 
 def _value(key: str | None, k: int, now_s: int) -> int:
     """A field value for record number k (0 for fields the load does not vary)."""
-    return {"src4": 0x0A000000 | (k * 7919) % 65536, "dst4": 0xC0A80000 | k % 32, "sport": 1024 + k % 60000,
+    return {"src4": 0x0A000000 | (k * 7919) % 65536, "dst4": 0x01010100 | k % 32, "sport": 1024 + k % 60000,
             "dport": (443, 53, 80, 22)[k % 4], "proto": (6, 17)[k % 3 == 1], "bytes": 100 + k * 37 % 90000,
             "pkts": 1 + k % 60, "in_if": 1 + k % 4, "out_if": 5, "tcp_flags": 0x18, "nh4": 0xC0A8FF01,
             "first_s": now_s - 5, "last_s": now_s, "first_ms": (now_s - 5) * 1000, "last_ms": now_s * 1000,

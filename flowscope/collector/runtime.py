@@ -122,7 +122,8 @@ class FlowCollector:
             "socket_drops": sum(lst.kernel_drops() or 0 for lst in self.listeners),
             "datagrams": c.datagrams, "unknown_datagrams": c.unknown_datagrams, "undecodable": c.undecodable,
             "rows_decoded": c.rows_out, "queue_dropped": c.queue_dropped, "rows_stored": self.writer.written,
-            "rows_failed": self.writer.failed_rows, "rows_dropped": self.writer.dropped_rows,
+            "rows_failed": self.writer.failed_rows + getattr(self.writer.flow_writer, "failed_rows", 0),
+            "rows_dropped": self.writer.dropped_rows,
         }
 
     def interface_names(self, address: str) -> dict[int, str]:

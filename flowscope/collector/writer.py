@@ -7,12 +7,16 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from flowscope.collector.columnar import Block
 from flowscope.collector.mapping import COLUMNS, live_row
 from flowscope.services.snmp.rates import CounterSample, compute_rates
 from flowscope.store.backend import ms_text
+from flowscope.store.columns import FlowColumns
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +26,21 @@ COUNTER_COLUMNS = ("time", "agent", "if_index", "if_type", "if_speed", "if_direc
                    "out_broadcast_pkts", "out_discards", "out_errors")
 
 
-_IFACE, _PACKETS, _BYTES = (COLUMNS.index(c) for c in ("INTERFACE_ID", "PACKETS", "TOTAL_BYTES"))
+#: collected flows of each batch shown in the live table (the newest)
+LIVE_ROWS_PER_BATCH = 2000
+
+
+def rows_block(rows: list[tuple]) -> Block:
+    """Rows of the record path (build_row tuples, text timestamps) as a Block."""
+    cols: list = []
+    for name, values in zip(COLUMNS, zip(*rows)):
+        if name in ("FIRST_SEEN", "LAST_SEEN"):
+            cols.append(np.array(values, dtype="datetime64[ms]").astype(np.int64))
+        elif all(isinstance(v, int) for v in values):
+            cols.append(np.array(values, dtype=np.uint64))
+        else:
+            cols.append(np.array(values, dtype=object))
+    return Block(len(rows), cols)
 
 
 class CollectorWriter:
@@ -113,55 +131,50 @@ class CollectorWriter:
     def write_rows(self, rows: list[tuple], blocks: list[Block] = ()) -> None:
         if not rows and not blocks:
             return
-        dicts = None
-        if self.flow_writer is not None or self.hooks or self.live is not None:
-            rows = rows + [t for b in blocks for t in b.tuples()]  # they want dicts anyway
-            blocks = []
-        if self.flow_writer is not None:
-            dicts = [{**dict(zip(COLUMNS, r)), "SRC_COUNTRY_CODE": "", "DST_COUNTRY_CODE": ""} for r in rows]
-            self.flow_writer.put([dict(d) for d in dicts])  # the writer thread adds columns
-            self.written += len(rows)
-        else:
-            # one Arrow insert of columns: no per-row encoding
-            chunks = [(b.n, b.columns) for b in [Block.concat(blocks)] if blocks]
-            chunks += [(len(rows), list(zip(*rows)))] if rows else []
-            n = sum(k for k, _ in chunks)
-            try:
-                self.store.insert_columns("flows", COLUMNS, chunks)
-                self.written += n
-            except Exception:
-                self.failed_rows += n
-                log.exception("could not store %d collected flows", n)
-                return
-        self._tally(rows)
-        for b in blocks:
-            tally = self.per_interface.setdefault(b.columns[_IFACE], [0, 0, 0])
-            tally[0] += b.n
-            tally[1] += sum(b.columns[_PACKETS].tolist())
-            tally[2] += sum(b.columns[_BYTES].tolist())
-        if self.flow_writer is None and not self.hooks and self.live is None:
-            return
-        dicts = dicts or [dict(zip(COLUMNS, r)) for r in rows]
-        for hook in list(self.hooks) if self.flow_writer is None else ():
-            try:
-                hook(dicts)
-            except Exception:
-                log.exception("flow hook %r failed", hook)
+        block = Block.concat([*blocks, *([rows_block(rows)] if rows else [])])
+        batch = FlowColumns(block.n, dict(zip(COLUMNS, block.columns)))
         if self.live is not None:
+            self._show_live(batch)
+        if self.flow_writer is not None:
+            self.flow_writer.put(batch)  # enriched, stored (one Arrow insert) and hooked there
+            self.written += block.n
+        else:
             try:
-                self.live.add_finished([live_row(d) for d in dicts])
+                self.store.insert_columns("flows", COLUMNS, [(block.n, block.columns)])
+                self.written += block.n
             except Exception:
-                log.exception("could not show collected flows in the live table")
+                self.failed_rows += block.n
+                log.exception("could not store %d collected flows", block.n)
+                return
+            for hook in list(self.hooks):
+                try:
+                    hook(batch.rows())
+                except Exception:
+                    log.exception("flow hook %r failed", hook)
+        self._tally(batch)
 
-    def _tally(self, rows: list[tuple]) -> None:
+    def _show_live(self, batch: FlowColumns) -> None:
+        """The newest LIVE_ROWS_PER_BATCH flows of the batch go to the live table as finished flows
+        (at 100 k flows/s a table of every one would be replaced each few seconds anyway); every
+        flow is in the store (get_historical_flow, query)."""
+        k = min(batch.n, LIVE_ROWS_PER_BATCH)
+        newest = FlowColumns(k, {name: c[-k:] if isinstance(c, np.ndarray) else c for name, c in batch.cols.items()
+                                 if name != "PER_MINUTE"})
+        try:
+            self.live.add_finished([live_row(d) for d in newest.rows()])
+        except Exception:
+            log.exception("could not show collected flows in the live table")
+
+    def _tally(self, batch: FlowColumns) -> None:
         """Flows, packets and bytes stored per interface (get_interfaces)."""
-        ifaces = {r[_IFACE] for r in rows}
-        for iface in ifaces:
-            mine = rows if len(ifaces) == 1 else [r for r in rows if r[_IFACE] == iface]
+        ifaces = batch.full("INTERFACE_ID")
+        packets, octets = batch.full("PACKETS"), batch.full("TOTAL_BYTES")
+        for iface in np.unique(ifaces).tolist():
+            mine = ifaces == iface
             tally = self.per_interface.setdefault(iface, [0, 0, 0])
-            tally[0] += len(mine)
-            tally[1] += sum(r[_PACKETS] for r in mine)
-            tally[2] += sum(r[_BYTES] for r in mine)
+            tally[0] += int(mine.sum())
+            tally[1] += sum(packets[mine].tolist())  # python ints: no uint64 overflow
+            tally[2] += sum(octets[mine].tolist())
 
     def write_counters(self, counters: list[dict[str, Any]]) -> None:
         if not counters:

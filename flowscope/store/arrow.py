@@ -3,7 +3,8 @@
 JSONEachRow costs a `json.dumps` per row in Python (~50 k rows/s for `flows`); one `pa.array`
 per column runs in C (numpy columns without a copy). Integer columns get their exact ClickHouse
 width (UInt64 values above 2**63 need it); DateTime64(3) columns take epoch milliseconds or
-'YYYY-MM-DD hh:mm:ss.fff' text; everything else travels as text, which ClickHouse parses as it
+'YYYY-MM-DD hh:mm:ss.fff' text; Array(Tuple(...)) columns (PER_MINUTE) take (offsets, one array per
+tuple element), as `FlowColumns.per_minute` makes them; everything else travels as text, which ClickHouse parses as it
 parses JSON values (IPv6, LowCardinality, ...).
 
 A batch is a list of chunks, each a list of columns in `names` order: a sequence (list, tuple,
@@ -19,9 +20,18 @@ from typing import Any
 _INTS = {"UInt8": "uint8", "UInt16": "uint16", "UInt32": "uint32", "UInt64": "uint64",
          "Int8": "int8", "Int16": "int16", "Int32": "int32", "Int64": "int64"}
 _MS = "DateTime64(3"
+_TUPLES = "Array(Tuple("
 
 
 def _column(pa: Any, values: Any, ch_type: str, n: int) -> Any:
+    if ch_type.startswith(_TUPLES):  # e.g. PER_MINUTE: (offsets, one array per tuple element)
+        inner = [_column(pa, [], t.strip(), 0).type for t in ch_type[len(_TUPLES):-2].split(",")]
+        if not n:
+            return pa.array([], pa.list_(pa.struct([(f"f{i}", t) for i, t in enumerate(inner)])))
+        offsets, *parts = values
+        cells = pa.StructArray.from_arrays([pa.array(p, t) for p, t in zip(parts, inner)],
+                                           [f"f{i}" for i in range(len(inner))])
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), cells)
     shared = not hasattr(values, "__len__") or isinstance(values, str)  # one value for the whole chunk
     if shared and not ch_type.startswith(_MS):
         return pa.repeat(pa.scalar(values, _column(pa, [], ch_type, 0).type), n)

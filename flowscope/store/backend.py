@@ -19,9 +19,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 
 @dataclass
@@ -287,6 +288,10 @@ class ServerBackend:
     def insert_columns(self, table: str, names: Sequence[str], chunks: Sequence[tuple[int, Sequence[Any]]],
                        ch_types: Sequence[str]) -> int:
         def seq(c: Any, n: int, ch_type: str) -> Sequence[Any]:
+            if ch_type.startswith("Array(Tuple("):  # (offsets, one array per tuple element)
+                offsets, *parts = (list(map(int, p)) for p in c)
+                cells = list(zip(*parts))
+                return [cells[a:b] for a, b in zip(offsets, offsets[1:])]
             values = c.tolist() if hasattr(c, "tolist") else c
             if not hasattr(values, "__len__") or isinstance(values, str):
                 values = [values] * n

@@ -2,6 +2,10 @@
 sFlow exporters) go to ClickHouse every `batch_seconds` or `batch_rows`, enriched the same way
 (countries, ASNs: `App.enrich_flows`) and with their per-minute volumes (PER_MINUTE).
 
+Two input shapes: dict rows (flows metered from packets) and `FlowColumns` batches (the
+collector: 100 k flows/s, stored with one Arrow insert, enriched per distinct address). A hook or
+enricher registered with a column variant gets the batch itself; one without gets `rows()`.
+
 A `kill -9` loses at most the batch not yet flushed. Hooks registered with `App.on_flows`
 see each batch right after it is stored. `store_frame_counts` stores what the frame counter saw.
 """
@@ -12,20 +16,27 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flowscope.store.columns import FlowColumns
 
 log = logging.getLogger(__name__)
 
 
 class FlowWriter:
-    """Stores flows metered from packets (capture files, interfaces); the collector has its own
-    CollectorWriter (flowscope/collector/writer.py)."""
+    """Stores flows of every source: dict rows, and the collector's `FlowColumns` batches (the
+    CollectorWriter, flowscope/collector/writer.py, batches what the collector decodes)."""
 
     def __init__(self, store, batch_rows: int = 50_000, batch_seconds: float = 1.0,
                  hooks: list[Callable[[list[dict]], None]] | None = None,
-                 enrich: Callable[[list[dict]], None] | None = None):
+                 enrich: Callable[[list[dict]], None] | None = None,
+                 column_hooks: dict[Callable, Callable[[FlowColumns], None]] | None = None,
+                 enrich_columns: Callable[[FlowColumns], None] | None = None):
         self.store = store
+        self.column_hooks = column_hooks if column_hooks is not None else {}  # hook -> its column variant
+        self.enrich_columns = enrich_columns
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
         self.hooks = hooks if hooks is not None else []
@@ -34,13 +45,14 @@ class FlowWriter:
         self._thread = threading.Thread(target=self._run, name="flow-writer", daemon=True)
         self.written = 0
         self.failed_batches = 0
+        self.failed_rows = 0  # of column batches (the collector counts them as lost)
         self._idle = threading.Event()
         self._idle.set()
 
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, rows: list[dict[str, Any]]) -> None:
+    def put(self, rows: list[dict[str, Any]] | FlowColumns) -> None:
         if rows:
             self._idle.clear()
             self._queue.put(rows)
@@ -76,8 +88,12 @@ class FlowWriter:
             if item is None:
                 self._store(pending)
                 return
-            pending.extend(item)
-            force = not item  # an empty list asks for a flush
+            columns = isinstance(item, FlowColumns)
+            if columns:
+                self._store_columns(item)  # the collector's writer made the batch
+            else:
+                pending.extend(item)
+            force = not columns and not item  # an empty list asks for a flush
             if pending and (force or len(pending) >= self.batch_rows or time.monotonic() - last >= self.batch_seconds):
                 self._store(pending)
                 pending = []
@@ -101,9 +117,36 @@ class FlowWriter:
             self.failed_batches += 1
             log.exception("could not store %d flows", len(rows))
             return
+        self._run_hooks(rows)
+
+    def _store_columns(self, batch: FlowColumns) -> None:
+        from flowscope.collector.mapping import COLUMNS
+
+        batch.cols["PER_MINUTE"] = batch.per_minute()
+        if self.enrich_columns is not None:
+            try:
+                self.enrich_columns(batch)
+            except Exception:
+                log.exception("flow enrichment failed; storing the batch as it is")
+        names = [c for c in (*COLUMNS, "SRC_COUNTRY_CODE", "DST_COUNTRY_CODE", "PER_MINUTE") if c in batch.cols]
+        try:
+            self.store.insert_columns("flows", names, [(batch.n, [batch.cols[c] for c in names])])
+            self.written += batch.n
+        except Exception:
+            self.failed_batches += 1
+            self.failed_rows += batch.n
+            log.exception("could not store %d flows", batch.n)
+            return
+        self._run_hooks(batch)
+
+    def _run_hooks(self, batch: list[dict] | FlowColumns) -> None:
         for hook in list(self.hooks):
             try:
-                hook(rows)
+                if isinstance(batch, FlowColumns):
+                    columns = self.column_hooks.get(hook)
+                    columns(batch) if columns is not None else hook(batch.rows())
+                else:
+                    hook(batch)
             except Exception:
                 log.exception("flow hook %r failed", hook)
 
@@ -114,7 +157,7 @@ def _seconds(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
     text = str(value).replace("T", " ").rstrip("Z")
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def spread(first: float, last: float, counters: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
@@ -156,7 +199,7 @@ def store_frame_counts(store, counts, interface_id: int, source: str) -> None:
 
     if not counts.cells:
         return
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
     rows, per_minute = [], {}
     for (minute, etype), (packets, nbytes) in counts.cells.items():
         rows.append([_minute_text(minute), interface_id, source, etype, ether_type_name(etype), packets, nbytes, now])
@@ -170,4 +213,4 @@ def store_frame_counts(store, counts, interface_id: int, source: str) -> None:
 
 
 def _minute_text(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -19,15 +19,34 @@ import random
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+import numpy as np
 
 from flowscope.services.alerts.exclusions import Exclusions
-from flowscope.services.hosts.addresses import GROUP_ADDRESS, UNICAST_MAC, is_group_ip, is_group_mac
 from flowscope.services.alerts.model import (
-    DEFAULT_SCORE, SEVERITIES, SEVERITY_BY_ID, check_severity, fmt_ts, mac_text, normalise_mac, risk_name,
-    risk_severity, risk_slug, row_ip, to_epoch,
+    DEFAULT_SCORE,
+    SEVERITIES,
+    SEVERITY_BY_ID,
+    check_severity,
+    fmt_ts,
+    mac_text,
+    normalise_mac,
+    risk_name,
+    risk_severity,
+    risk_slug,
+    row_ip,
+    to_epoch,
 )
+from flowscope.services.hosts.addresses import (
+    GROUP_ADDRESS,
+    UNICAST_MAC,
+    is_group_ip,
+    is_group_mac,
+)
+from flowscope.store.columns import FlowColumns
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +100,7 @@ def _endpoint(ip: str, port: Any) -> str:
 class _Bucket:
     """Per-window counters for host alerts (bounded)."""
 
-    __slots__ = ("ports", "dsts", "flows_from", "flows_to", "score", "alerted", "start")
+    __slots__ = ("alerted", "dsts", "flows_from", "flows_to", "ports", "score", "start")
 
     def __init__(self, start: float):
         self.start = start
@@ -122,7 +141,7 @@ class AlertsService:
         self._load_state()
         on_flows = getattr(app, "on_flows", None)
         if callable(on_flows):
-            on_flows(self.on_flows)
+            on_flows(self.on_flows, self.on_flows)  # column batches queued as they are
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -293,7 +312,10 @@ class AlertsService:
             try:
                 if rows is None:
                     return
-                self.process_flows(rows)
+                if isinstance(rows, FlowColumns):
+                    self.process_flow_columns(rows)
+                else:
+                    self.process_flows(rows)
             except Exception:
                 log.exception("alerts: flow batch failed")
             finally:
@@ -318,6 +340,39 @@ class AlertsService:
             batch = list(out.values())
             self._write(batch)
         return len(batch)
+
+    def process_flow_columns(self, batch: FlowColumns) -> int:
+        """`process_flows` for a column batch of collected flows (exporters send no nDPI risk or
+        score): the host detectors and the unexpected-server check run once per distinct
+        (window, client, server, port, protocol, answered, MACs) with its number of flows."""
+        t = batch.full("FIRST_SEEN") / 1000
+        sport = batch.full("IP_SRC_PORT")
+        cols = {"PROTOCOL": batch.full("PROTOCOL"), "DST2SRC_PACKETS": batch.full("DST2SRC_PACKETS") > 0,
+                "SRC_MAC": batch.full("SRC_MAC"), "DST_MAC": batch.full("DST_MAC"),
+                "IP_SRC_PORT": np.where(sport == 67, 67, 0)}  # the checks only ask whether it is 67
+        groups: dict[tuple, list] = {}
+        for key, ts in zip(zip((t // self.window_s).tolist(), batch.ips("SRC").tolist(), batch.ips("DST").tolist(),
+                               batch.full("IP_DST_PORT").tolist(), *(c.tolist() for c in cols.values())),
+                           t.tolist()):
+            g = groups.get(key)
+            if g is None:
+                groups[key] = [ts, 1]
+            else:
+                g[0], g[1] = min(g[0], ts), g[1] + 1
+        out: dict[int, dict] = {}
+        with self._lock:
+            for (_, src, dst, dport, *rest), (ts, flows) in groups.items():
+                r = dict(zip(cols, rest))
+                try:
+                    self._host_stats(r, ts, src, dst, dport, 0, out, flows)
+                    if self.expected:
+                        self._check_servers(r, ts, src, dst, r["IP_SRC_PORT"], dport, out)
+                except Exception:
+                    self.counters["bad_rows"] += flows
+            self._gc_buckets()
+            batch_out = list(out.values())
+            self._write(batch_out)
+        return len(batch_out)
 
     def _one_flow(self, r: dict, out: dict[int, dict]) -> None:
         t = to_epoch(r.get("FIRST_SEEN"))
@@ -388,7 +443,7 @@ class AlertsService:
                 del self._buckets[b]
 
     def _host_stats(self, r: dict, t: float, src: str, dst: str, dport: int, flow_score: int,
-                    out: dict[int, dict]) -> None:
+                    out: dict[int, dict], flows: int = 1) -> None:
         if not src or not dst:
             return
         bk = self._bucket(t)
@@ -413,13 +468,13 @@ class AlertsService:
                                      f"within {self.window_s}s",
                                      {"distinct_hosts": len(dsts), "threshold": self.scan_hosts,
                                       "sample_hosts": sorted(dsts)[:30]}, out)
-        bk.flows_from[src] += 1
-        if bk.flows_from[src] == self.flood_flows + 1:
+        bk.flows_from[src] += flows
+        if bk.flows_from[src] - flows <= self.flood_flows < bk.flows_from[src]:
             self._host_alert(bk, t, "flow_flood_attacker", src, "error", 100, None,
                              f"Flow flood: {src} started more than {self.flood_flows} flows within {self.window_s}s",
                              {"flows": bk.flows_from[src], "threshold": self.flood_flows}, out)
-        bk.flows_to[dst] += 1
-        if bk.flows_to[dst] == self.flood_flows + 1:
+        bk.flows_to[dst] += flows
+        if bk.flows_to[dst] - flows <= self.flood_flows < bk.flows_to[dst]:
             self._host_alert(bk, t, "flow_flood_victim", dst, "error", 100, None,
                              f"Flow flood: {dst} received more than {self.flood_flows} flows within {self.window_s}s",
                              {"flows": bk.flows_to[dst], "threshold": self.flood_flows}, out)

@@ -21,9 +21,15 @@ import time
 from typing import Any
 
 from flowscope.services.hosts import geo as geo_mod
-from flowscope.services.hosts.identity import LiveSniffer, learn_from_flow_rows, learn_from_pcap
+from flowscope.services.hosts.identity import (
+    LiveSniffer,
+    learn_from_flow_columns,
+    learn_from_flow_rows,
+    learn_from_pcap,
+)
 from flowscope.services.hosts.model import HostModel
 from flowscope.services.hosts.netinfo import LocalNets
+from flowscope.store.columns import FlowColumns
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +102,11 @@ class HostsService:
         except queue.Full:
             log.debug("hosts: flow queue full, dropping a batch for identity learning")
 
-    def feed_flows(self, rows: list[dict]) -> None:
-        learn_from_flow_rows(self.model, rows)
+    def feed_flows(self, rows: list[dict] | FlowColumns) -> None:
+        if isinstance(rows, FlowColumns):
+            learn_from_flow_columns(self.model, rows)
+        else:
+            learn_from_flow_rows(self.model, rows)
 
     def on_source(self, src: dict) -> None:
         if not self.sniff:
@@ -187,7 +196,7 @@ class HostsService:
 def attach(app: Any) -> HostsService:
     svc = HostsService(app)
     if hasattr(app, "on_flows"):
-        app.on_flows(svc.on_flows)
+        app.on_flows(svc.on_flows, svc.on_flows)  # column batches queued as they are
     if hasattr(app, "on_source"):
         app.on_source(svc.on_source)
     return svc

@@ -17,9 +17,10 @@ import ipaddress
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +194,24 @@ def enrich_flow_rows(rows: Iterable[dict[str, Any]]) -> None:
                 row[cc_key] = info.country_code
             if not row.get(asn_key) and info.asn:
                 row[asn_key] = info.asn
+
+
+def enrich_flow_columns(batch: Any) -> None:
+    """`enrich_flow_rows` for a `FlowColumns` batch: each distinct address looked up once."""
+    import numpy as np
+
+    g = geo()
+    for side in ("SRC", "DST"):
+        ips = batch.ips(side)
+        uniq, inv = np.unique(ips, return_inverse=True)
+        infos = [g.lookup(ip) if ip else EMPTY for ip in uniq.tolist()]
+        cc = np.array([i.country_code for i in infos], dtype=object)[inv]
+        asn = np.array([i.asn for i in infos], dtype=np.uint64)[inv]
+        given_cc = batch.cols.get(f"{side}_COUNTRY_CODE", "")
+        if isinstance(given_cc, np.ndarray):
+            cc = np.where(given_cc != "", given_cc, cc)
+        elif given_cc:
+            cc = given_cc
+        batch.cols[f"{side}_COUNTRY_CODE"] = cc
+        given_asn = batch.full(f"{side}_ASN")
+        batch.cols[f"{side}_ASN"] = np.where(given_asn != 0, given_asn, asn)

@@ -21,7 +21,8 @@ import shutil
 import struct
 import subprocess
 import threading
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from flowscope.services.hosts import osguess
 from flowscope.services.hosts.model import HostModel
@@ -590,3 +591,33 @@ def _ts(v: Any) -> float:
     from flowscope.services.hosts.model import epoch_of
 
     return epoch_of(v)
+
+
+def latest_by_key(mask: Any, ts: Any, *cols: Any) -> dict[tuple, float]:
+    """Distinct tuples of `cols` on the rows where `mask`, each with its latest `ts`."""
+    out: dict[tuple, float] = {}
+    for key, t in zip(zip(*(c[mask].tolist() for c in cols)), ts[mask].tolist()):
+        if t > out.get(key, -1.0):
+            out[key] = t
+    return out
+
+
+def learn_from_flow_columns(model: HostModel, batch: Any) -> None:
+    """`learn_from_flow_rows` for a `FlowColumns` batch of collected flows (exporters send no
+    server names, user agents or nDPI applications): MACs and listening services, each distinct
+    (address, MAC or service, VLAN) observed once, at its latest time."""
+    src, dst = batch.ips("SRC"), batch.ips("DST")
+    vlan, ts = batch.full("VLAN_ID"), batch.full("LAST_SEEN") / 1000
+    answered = batch.full("DST2SRC_PACKETS") > 0
+    smac, dmac = batch.full("SRC_MAC"), batch.full("DST_MAC")
+    for (ip, mac, v), t in latest_by_key(smac != 0, ts, src, smac, vlan).items():
+        model.observe_mac(ip, mac, t, v)
+    for (ip, mac, v), t in latest_by_key((dmac != 0) & answered, ts, dst, dmac, vlan).items():
+        model.observe_mac(ip, mac, t, v)
+    proto, port, sport = batch.full("PROTOCOL"), batch.full("IP_DST_PORT"), batch.full("IP_SRC_PORT")
+    flags = batch.full("DST2SRC_TCP_FLAGS")
+    server = answered & (port > 0) & (port <= 49151)
+    tcp = server & (proto == 6) & (((flags & 0x12) == 0x12) | ((flags == 0) & (port < sport)))
+    for kind, mask in (("tcp", tcp), ("udp", server & (proto == 17))):
+        for (ip, p, v), t in latest_by_key(mask, ts, dst, port, vlan).items():
+            model.observe_service(ip, kind, int(p), "", t, v)

@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flowscope.auth import Principal
 from flowscope.capture.retention import Ring, dumpcap_available, ring_directory
@@ -26,7 +27,13 @@ from flowscope.services import flows as flows_svc
 from flowscope.services.packets import decode, pcapfile, tshark
 from flowscope.services.packets.filters import FlowKey, any_of
 from flowscope.services.packets.settings import PacketSettings
-from flowscope.services.packets.store import Location, file_location, files_for, index_rows, recorded
+from flowscope.services.packets.store import (
+    Location,
+    file_location,
+    files_for,
+    index_rows,
+    recorded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,8 @@ class PacketService:
         if self.settings.retaining and app.config.interfaces and not dumpcap_available():
             raise RuntimeError("--retain-packets needs dumpcap (Debian package wireshark-common)")
         app.on_source(self._on_source)
-        app.before_store(self._on_flows)  # indexed before the flows are visible: no window without packets
+        # indexed before the flows are visible: no window without packets
+        app.before_store(self._on_flows, self._on_flow_columns)
 
     # --- where packets go --------------------------------------------------------------------
     def _on_source(self, src: dict) -> None:
@@ -85,6 +93,11 @@ class PacketService:
         index = index_rows(rows, self.where)
         if index:
             self.app.store.insert_dicts("flow_packets", index)
+
+    def _on_flow_columns(self, batch) -> None:
+        source = batch.shared("SOURCE_TYPE")
+        if source is None or source in ("pcap", "interface"):  # exporters' flows have no packets here
+            self._on_flows(batch.rows())
 
     def stop(self) -> None:
         for ring in self.rings.values():
