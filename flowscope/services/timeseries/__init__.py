@@ -32,7 +32,7 @@ from flowscope.store.rollups import RollupFiller
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION = {res: days for res, _secs, days in schema.TS_RESOLUTIONS} | {"hourly_flows": 365}
+DEFAULT_RETENTION = {res: days for res, _secs, days in schema.TS_RESOLUTIONS} | {"hourly_flows": 365, "host_days": 365}
 
 
 class TimeseriesService:
@@ -81,6 +81,7 @@ def _tables_by_retention() -> dict[str, list[str]]:
         for res in groups:
             groups[res].append(rollup.table(res))
     groups["hourly_flows"] = ["hourly_flows"]
+    groups["host_days"] = ["host_days"]
     return groups
 
 
@@ -89,7 +90,7 @@ def apply_retention(store, days: dict[str, int]) -> list[str]:
     changed = []
     current = {r[0]: r[1] for r in store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND "
-        "(name LIKE 'ts\\\\_%' OR name = 'hourly_flows')").rows}
+        "(name LIKE 'ts\\\\_%' OR name IN ('hourly_flows', 'host_days'))").rows}
     for key, tables in _tables_by_retention().items():
         want = int(days[key])
         for table in tables:

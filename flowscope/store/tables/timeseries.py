@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flowscope.store.schema import C, Column, Table, quote, register, register_view
 from flowscope.store.tables.flows import FLOWS
@@ -95,9 +95,10 @@ def _ts_register(r: Rollup) -> Rollup:
                      + (f" from {prev}" if prev else f" from new flows batches ({ROLLUP_FEED})") +
                      f"; query with sum() and GROUP BY (rows merge lazily). Retention: "
                      f"[timeseries] retention_{res}_days (default {days}) after `written`."),
-            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket"),) + r.dims
+            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket", codec="DoubleDelta, ZSTD(1)"),) + r.dims
             + metric_cols + (_TS_WRITTEN,) + r.aliases,
             engine="AggregatingMergeTree",
+            codec="ZSTD(1)",
             order_by=f"(time, {keys})",
             partition_by="toYYYYMM(time)",
             ttl=f"written + INTERVAL {days} DAY",
@@ -218,8 +219,8 @@ HOURLY_FLOWS = register(Table(
              "with NUM_FLOWS and summed counters, for fast long-range queries. " + TS_ATTRIBUTION.replace(
                  "the bucket", "the hour") + " Fed on insert by mv_hourly_flows; query with sum() and GROUP BY. "
              "Retention: [timeseries] retention_hourly_flows_days (default 365) after `written`."),
-    columns=(C("FLOW_TIME", "DateTime('UTC')", "Start of the hour of LAST_SEEN"),)
-    + tuple(_F[k] for k in _HF_KEYS)
+    columns=(C("FLOW_TIME", "DateTime('UTC')", "Start of the hour of LAST_SEEN", codec="DoubleDelta, ZSTD(1)"),)
+    + tuple(replace(_F[k], codec=None) for k in _HF_KEYS)
     + (C("FIRST_SEEN", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))", "Earliest FIRST_SEEN of the flows"),
        C("LAST_SEEN", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))", "Latest LAST_SEEN of the flows"),
        C("NUM_FLOWS", "SimpleAggregateFunction(sum, UInt64)", "Number of flow rows aggregated"))
@@ -228,6 +229,7 @@ HOURLY_FLOWS = register(Table(
        _TS_WRITTEN)
     + tuple(_F[a] for a in ("SRC_IP", "DST_IP", "DST_PORT", "BYTES", "L4_PROTO_NAME", "L7_PROTO_NAME")),
     engine="AggregatingMergeTree",
+    codec="ZSTD(1)",
     order_by="(FLOW_TIME, " + ", ".join(_HF_KEYS) + ")",
     partition_by="toYYYYMM(FLOW_TIME)",
     ttl="written + INTERVAL 365 DAY",
