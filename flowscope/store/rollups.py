@@ -143,7 +143,7 @@ def feed_views() -> list[tuple[str, str, str]]:
 
     out = []
     for ddl in schema.views():
-        m = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS `(\w+)` TO `(\w+)` AS (SELECT .*) COMMENT '", ddl, re.S)
+        m = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS `(\w+)` TO `(\w+)` AS (SELECT .*) COMMENT '", ddl, re.DOTALL)
         if m and f"`{FEED}`" in m.group(3):
             out.append((m.group(1), m.group(2), m.group(3)))
     return out

@@ -12,6 +12,7 @@ from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.details import name_of
 
+
 def countries(app, scope: Scope, by: str = "bytes", begin: str | None = None, end: str | None = None,
               limit: int = 20) -> dict[str, Any]:
     """Countries of the visible hosts, ranked by `by`, with each one's top 5 hosts: summed in SQL
