@@ -217,9 +217,10 @@ def _in_params(params: dict, prefix: str, values: list) -> str:
     return ", ".join(names)
 
 
-def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, scope) -> str:
-    terms = [f"`{src.time}` >= {{t_start:DateTime64(3, 'UTC')}}", f"`{src.time}` < {{t_end:DateTime64(3, 'UTC')}}",
-             src.scope]
+def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, scope,
+           bounds: tuple[str, str] = ("t_start", "t_end")) -> str:
+    terms = [f"`{src.time}` >= {{{bounds[0]}:DateTime64(3, 'UTC')}}",
+             f"`{src.time}` < {{{bounds[1]}:DateTime64(3, 'UTC')}}", src.scope]
     for i, (name, value) in enumerate((filters or {}).items()):
         dim = kind.dimension(name)
         if dim is None:
@@ -429,18 +430,31 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
     metrics = _metrics(app, kind, [metric] + [a for a in (also or []) if a != metric], scope)
     t0, t1 = resolve_range(app, kind, start, end)
     t0, t1 = align(t0, t1, 60)
-    table = None
-    if kind.tables:  # coarsest rollup whose buckets tile the range exactly
-        res = max((r for r in kind.tables if t0.timestamp() % RESOLUTIONS[r] == 0
-                   and t1.timestamp() % RESOLUTIONS[r] == 0), key=lambda r: RESOLUTIONS[r])
-        table = kind.tables[res]
-    src = source_for(kind, table, scope)
+    pieces = tiles(kind, int(t0.timestamp()), int(t1.timestamp())) if kind.tables else [(None, 0, 0)]
+    if len(pieces) > 1 and (scope.restricted and kind.scope == "flows" or any(
+            m.kind != "counter" or not m.agg.startswith("sum(") for m in metrics)):
+        # one source: flows (restricted), or metrics that cannot be summed piecewise: the coarsest
+        # rollup whose buckets tile the whole range
+        a, b = int(t0.timestamp()), int(t1.timestamp())
+        res = max((r for r in kind.tables if a % RESOLUTIONS[r] == 0 and b % RESOLUTIONS[r] == 0),
+                  key=lambda r: RESOLUTIONS[r])
+        pieces = [(kind.tables[res], a, b)]
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
-    where = _where(kind, src, filters, params, scope)
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
-    sql = (f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g "
-           f"ORDER BY m0 DESC, g LIMIT 100000")
-    rows = app.store.query(sql, params).rows
+    parts = []
+    for i, (table, a, b) in enumerate(pieces):
+        src = source_for(kind, table, scope)
+        bounds = ("t_start", "t_end")
+        if len(pieces) > 1:
+            bounds = (f"t{i}a", f"t{i}b")
+            params.update({bounds[0]: _param_time(datetime.fromtimestamp(a, timezone.utc)),
+                           bounds[1]: _param_time(datetime.fromtimestamp(b, timezone.utc))})
+        where = _where(kind, src, filters, params, scope, bounds)
+        parts.append(f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g")
+    if len(parts) > 1:  # each piece summed, then the pieces added up
+        sums = ", ".join(f"sum(m{i}) AS m{i}" for i in range(len(metrics)))
+        parts = [f"SELECT g, {sums} FROM ({' UNION ALL '.join(parts)}) GROUP BY g"]
+    rows = app.store.query(f"{parts[0]} ORDER BY m0 DESC, g LIMIT 100000", params).rows
     limit = max(1, int(limit))
     top_rows, rest = rows[:limit], rows[limit:]
     items = [(r[0], _num(r[1])) for r in top_rows]
@@ -450,7 +464,22 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
         items.append(("other", sum(_num(r[1]) or 0 for r in rest)))
         for i, m in enumerate(metrics):
             extra[m.name].append(sum(_num(r[1 + i]) or 0 for r in rest))
-    return Ranking(t0, t1, entity, dimension, metrics[0], items, total, src.kind, src.table, extra)
+    return Ranking(t0, t1, entity, dimension, metrics[0], items, total, src.kind,
+                   "+".join(dict.fromkeys(source_for(kind, t, scope).table for t, _a, _b in pieces)), extra)
+
+
+def tiles(kind: SeriesKind, a: int, b: int) -> list[tuple[str, int, int]]:
+    """[(rollup table, start, end)] covering [a, b) (minute-aligned) exactly: the coarsest buckets
+    that fit inside, finer ones only at the edges."""
+    for res in sorted(kind.tables, key=lambda r: -RESOLUTIONS[r]):
+        size = RESOLUTIONS[res]
+        lo, hi = -(-a // size) * size, b // size * size
+        if lo < hi or size == 60:
+            if size == 60:
+                lo, hi = a, b
+            edges = [(x, y) for x, y in ((a, lo), (hi, b)) if x < y]
+            return [(kind.tables[res], lo, hi)] + [p for x, y in edges for p in tiles(kind, x, y)]
+    raise TimeseriesError("no rollup fits the range")
 
 
 # --- matrices for heatmaps and sankeys ------------------------------------------------------------
