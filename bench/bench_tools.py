@@ -2,23 +2,25 @@
 equivalent SQL directly (the `query` baseline the issue asks for).
 
 A real App in a temp dir (every component attached, as `serve` builds it). Flows are generated
-inside ClickHouse (bench_query's generator: 7 days, 265 k clients, nearly every server address
-distinct) and stored as the flow writer stores them, in numbered batches of 50,000 with the
-rollups filled from them (RollupFeed.catch_up), as real use does. Countries are set on a share of
-the servers so country answers have something to rank.
+inside ClickHouse (bench_store.fill_sql: the realistic data set by default, BENCH_TOOLS_DATA=distinct
+for ~7 M distinct hosts in 10 M flows; bench/README.md gives both) and stored as the flow writer
+stores them, in numbered batches of 50,000, with the rollups filled from them every 10 batches
+(RollupFeed.catch_up, what the filler does every 2 s), as real use does.
 
 Each tool is called in-process through its registered MCP function (validation, authorization
 and the service, no HTTP), after one warm-up, interleaved for BENCH_TOOLS_ROUNDS rounds; the
 median is kept. Baseline: `SELECT … top 10 talkers` on chDB directly (same data, same
 connection kind), median of the same rounds.
 
-    .venv/bin/python bench/bench_tools.py      # BENCH_TOOLS_ROWS (2000000), BENCH_TOOLS_ROUNDS (3)
+    .venv/bin/python bench/bench_tools.py      # BENCH_TOOLS_ROWS (2000000), BENCH_TOOLS_ROUNDS (3),
+                                               # BENCH_TOOLS_DATA (realistic)
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import shutil
 import sys
 import tempfile
@@ -53,6 +55,7 @@ CALLS = [
 def main() -> None:
     n = env_int("BENCH_TOOLS_ROWS", 2_000_000)
     rounds = env_int("BENCH_TOOLS_ROUNDS", 3)
+    data = os.environ.get("BENCH_TOOLS_DATA", "realistic")
     from flowscope.app import App
     from flowscope.auth import Principal
     from flowscope.config import Config
@@ -64,14 +67,17 @@ def main() -> None:
     store = app.store
     try:
         t0 = time.perf_counter()
+        fill = 0.0
         for first in range(0, n, BATCH):
             with store.rollups.batch() as seq:
-                store.command(fill_sql("flows"), {"rows": n, "first": first, "count": min(BATCH, n - first),
-                                                  "seq": seq})
-        t1 = time.perf_counter()
-        store.rollups.catch_up()
-        t2 = time.perf_counter()
-        print(f"{n:,} flows stored in {t1 - t0:.1f} s, rolled up in {t2 - t1:.1f} s; {load()}")
+                store.command(fill_sql("flows", data), {"rows": n, "first": first, "count": min(BATCH, n - first),
+                                                        "seq": seq})
+            if seq % 10 == 0 or first + BATCH >= n:
+                t = time.perf_counter()
+                store.rollups.catch_up()
+                fill += time.perf_counter() - t
+        print(f"{n:,} flows ({data} data set) stored in {time.perf_counter() - t0 - fill:.1f} s, rolled up in "
+              f"{fill:.1f} s; {load()}")
         tools = load_tools()
         admin = Principal(name="a", role="admin")
         restricted = Principal(name="r", role="user", allowed_networks=(ipaddress.ip_network("192.168.0.0/16"),))

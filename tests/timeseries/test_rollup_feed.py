@@ -26,6 +26,8 @@ def assert_rollups_equal_flows(store) -> None:
         sums = ", ".join(f"sum(`{m}`)" for m in metrics)
         raw = rollup.rows_sql()
         for res, secs, _days in schema.TS_RESOLUTIONS:
+            if res not in rollup.resolutions:
+                continue
             bucket = f"toStartOfInterval(time, INTERVAL {secs} SECOND)"
             got = store.query(f"SELECT toString(time) AS t, {keys}, {sums} FROM {rollup.table(res)} "
                               f"GROUP BY t, {keys} HAVING {sums.replace(', ', ' + ')} > 0 ORDER BY t, {keys}").rows
@@ -37,6 +39,12 @@ def assert_rollups_equal_flows(store) -> None:
     ref = store.query("SELECT toString(toStartOfHour(LAST_SEEN)), SRC_IP, DST_IP, IP_DST_PORT, count(), "
                       "sum(TOTAL_BYTES), groupBitOr(FLOW_RISK) FROM flows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4").rows
     assert hf == ref
+    hd = store.query("SELECT toString(day), ip, sum(flows_as_client + flows_as_server), sum(bytes_sent), "
+                     "max(LAST_SEEN) FROM host_days GROUP BY 1, 2 ORDER BY 1, 2").rows
+    ref = store.query("SELECT toString(toStartOfDay(l)), ip, count(), sum(s), max(l) FROM (SELECT LAST_SEEN AS l, "
+                      "SRC_IP AS ip, SRC2DST_BYTES AS s FROM flows UNION ALL SELECT LAST_SEEN, DST_IP, DST2SRC_BYTES "
+                      "FROM flows) GROUP BY 1, 2 ORDER BY 1, 2").rows
+    assert hd == ref
 
 
 def test_batches_stored_during_fills_are_rolled_up_once(tmp_path):
@@ -93,4 +101,34 @@ def test_upgrade_drops_views_that_rolled_up_inside_inserts(tmp_path):
     assert schema.ROLLUP_FEED in create
     store.insert_dicts("flows", synthetic_flows(n=300, hours=2, now=NOW))
     assert_rollups_equal_flows(store)
+    store.close()
+
+
+def test_upgrade_fills_new_rollups_and_drops_unstored_resolutions(tmp_path):
+    """A store from before host_days and with per-host minute rollups (ts_host_1m -> 5m -> 1h):
+    after the upgrade host_days holds every stored flow, the minute tables are gone, ts_host_1h
+    is fed from the feed, and every rollup equals `flows`, also for batches stored afterwards."""
+    store = Store(str(tmp_path))
+    store.migrate()
+    rows = synthetic_flows(n=1200, hours=30, now=NOW)
+    store.insert_dicts("flows", rows[:800])
+    store.rollups.catch_up()
+    store.command("DROP VIEW mv_host_days")
+    store.command("DROP TABLE host_days")
+    store.command("DROP VIEW mv_ts_host_1h")  # the old chain: feed -> 1m -> 5m -> 1h
+    for res, src in (("1m", None), ("5m", "ts_host_1m")):
+        store.command(f"CREATE TABLE ts_host_{res} AS ts_host_1h")
+        if src:
+            store.command(f"CREATE MATERIALIZED VIEW mv_ts_host_{res} TO ts_host_{res} AS SELECT * FROM {src}")
+    store.command("CREATE MATERIALIZED VIEW mv_ts_host_1h TO ts_host_1h AS SELECT * FROM ts_host_5m")
+    store.close()
+
+    store = Store(str(tmp_path))
+    store.migrate()
+    names = {r[0] for r in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows}
+    assert "host_days" in names and not names & {"ts_host_1m", "ts_host_5m", "mv_ts_host_1m", "mv_ts_host_5m"}
+    assert store.query("SELECT sum(flows_as_client) FROM host_days").scalar() == 800
+    store.insert_dicts("flows", rows[800:])
+    assert_rollups_equal_flows(store)
+    assert store.query("SELECT sum(flows_as_server) FROM host_days").scalar() == 1200
     store.close()

@@ -78,7 +78,7 @@ def retention_days(app) -> dict[str, int]:
 def _tables_by_retention() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {res: [] for res, _s, _d in schema.TS_RESOLUTIONS}
     for rollup in schema.TS_ROLLUPS.values():
-        for res in groups:
+        for res in rollup.resolutions:
             groups[res].append(rollup.table(res))
     groups["hourly_flows"] = ["hourly_flows"]
     groups["host_days"] = ["host_days"]
@@ -109,7 +109,7 @@ def backfill(store) -> list[str]:
     views = {r[0]: r[1] for r in store.query(
         "SELECT name, as_select FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'"
     ).rows}
-    targets = [(r.table("1m"), r.table("1h")) for r in schema.TS_ROLLUPS.values()] + [("hourly_flows", "hourly_flows")]
+    targets = [(r.tables()[0], r.tables()[-1]) for r in schema.TS_ROLLUPS.values()] + [("hourly_flows", "hourly_flows")]
     for first, last in targets:
         select = views.get(f"mv_{first}")
         if not select or store.query(f"SELECT count() FROM `{last}`").scalar():

@@ -18,6 +18,7 @@ from flowscope.services import flows
 from flowscope.services.timeseries.catalogue import (
     APP_LABEL,
     CATALOGUE,
+    FROM_FLOWS,
     RESOLUTIONS,
     Metric,
     SeriesKind,
@@ -182,14 +183,20 @@ class Source:
     scope: str = "1"
 
 
-def source_for(kind: SeriesKind, table: str | None, scope: Scope) -> Source:
+def source_for(kind: SeriesKind, table: str | None, scope: Scope,
+               bounds: tuple[str, str] = ("t_start", "t_end")) -> Source:
+    """Where a series is read: its rollup table, or its rows computed from the flows that may hold
+    minutes in [bounds] (restricted users of kinds summed across hosts; resolutions not stored)."""
     if kind.tables:
         assert table is not None
-        if scope.restricted and kind.scope == "flows":
-            rollup = schema.TS_ROLLUPS[kind.rollup]
-            sub = rollup.rows_sql(scope.flows_sql())
-            return Source(f"({sub}) AS src", "time", "flows", "flows")
         rows = scope.sql(list(kind.scope_columns)) if kind.scope == "columns" else "1"
+        restricted = scope.restricted and kind.scope == "flows"
+        if restricted or table == FROM_FLOWS:
+            # a flow's minutes lie within [FIRST_SEEN, LAST_SEEN]: read only flows overlapping the range
+            near = (f"LAST_SEEN >= {{{bounds[0]}:DateTime64(3, 'UTC')}} - INTERVAL 1 MINUTE AND "
+                    f"FIRST_SEEN < {{{bounds[1]}:DateTime64(3, 'UTC')}} + INTERVAL 1 MINUTE")
+            sub = schema.TS_ROLLUPS[kind.rollup].rows_sql(f"({scope.flows_sql() if restricted else 1}) AND {near}")
+            return Source(f"({sub}) AS src", "time", "flows", "flows", rows)
         return Source(f"`{table}`", "time", "rollup", table, rows)
     rows = "1"
     if scope.restricted:
@@ -320,7 +327,7 @@ def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str |
         out.source = src.kind if not out.source or out.source == src.kind else "mixed"
         if src.table not in out.tables:
             out.tables.append(src.table)
-        if scope.restricted and src.kind == "flows":
+        if scope.restricted and src.kind == "flows" and kind.scope == "flows":
             out.notes.append(f"{kind.entity} totals computed from flows limited to your allowed networks")
         index = {int(t.timestamp()): i for i, t in enumerate(times)}
         spec_top = int(spec.get("top_n") or top_n)
@@ -443,12 +450,12 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
     parts = []
     for i, (table, a, b) in enumerate(pieces):
-        src = source_for(kind, table, scope)
         bounds = ("t_start", "t_end")
         if len(pieces) > 1:
             bounds = (f"t{i}a", f"t{i}b")
             params.update({bounds[0]: _param_time(datetime.fromtimestamp(a, timezone.utc)),
                            bounds[1]: _param_time(datetime.fromtimestamp(b, timezone.utc))})
+        src = source_for(kind, table, scope, bounds)
         where = _where(kind, src, filters, params, scope, bounds)
         parts.append(f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g")
     if len(parts) > 1:  # each piece summed, then the pieces added up

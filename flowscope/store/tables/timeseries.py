@@ -64,9 +64,14 @@ class Rollup:
     where: str = "1"
     aliases: tuple[Column, ...] = ()
     network_columns: tuple[str, ...] = ()
+    #: resolutions stored; finer ones are computed from `flows` (`rows_sql`) when asked for
+    resolutions: tuple[str, ...] = ("1m", "5m", "1h")
 
     def table(self, res: str) -> str:
         return f"ts_{self.kind}_{res}"
+
+    def tables(self) -> list[str]:
+        return [self.table(res) for res in self.resolutions]
 
     def rows_sql(self, extra_where: str = "1") -> str:
         """Per-flow, per-minute rows (time = start of the minute) with the rollup's columns,
@@ -87,6 +92,10 @@ def _ts_register(r: Rollup) -> Rollup:
     prev = None
     for res, _secs, days in TS_RESOLUTIONS:
         name = r.table(res)
+        if res not in r.resolutions:  # not stored (any more): a store made before loses it
+            register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
+            register_view(f"DROP TABLE IF EXISTS `{name}`")
+            continue
         metric_cols = tuple(C(m, "SimpleAggregateFunction(sum, UInt64)", c) for m, _e, c in r.metrics)
         register(Table(
             name=name,
@@ -108,7 +117,7 @@ def _ts_register(r: Rollup) -> Rollup:
         if prev is None:
             dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
             msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
-            select = (f"SELECT toDateTime(m.1) AS time, {dims}, {msum}, now() AS written "
+            select = (f"SELECT {_TS_BUCKET[res]}(toDateTime(m.1)) AS time, {dims}, {msum}, now() AS written "
                       f"FROM `{ROLLUP_FEED}` {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} "
                       f"GROUP BY time, {keys}")
             # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
@@ -154,6 +163,8 @@ _ts_register(Rollup(
              ("flows_as_server", "side.7", "Flows where the host was the server"),
              ("score", "SCORE", "Sum of the scores of the host's flows ending in the bucket")),
     array_join=_HOST_SIDES, network_columns=("host",),
+    # a row per host and bucket is as big as the flows at minute steps: those come from `flows`
+    resolutions=("1h",),
 ))
 _ts_register(Rollup(
     kind="application", what="Traffic per nDPI application (L7_PROTO) and L4 protocol",
