@@ -272,7 +272,7 @@ def test_chart_outside_networks_refused(app, kw):
 # --- retention, drops, backfill -----------------------------------------------------------------------------
 def test_retention_from_config(app):
     days = retention_days(app)
-    assert days == {"1m": 3, "5m": 30, "1h": 400, "hourly_flows": 365, "host_days": 365}
+    assert days == {"1m": 3, "5m": 30, "1h": 400, "1d": 365, "hourly_flows": 365, "host_days": 365}
     engines = dict(app.store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
         "AND name IN ('ts_asn_1m', 'ts_asn_1h', 'ts_country_5m')").rows)

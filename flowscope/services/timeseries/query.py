@@ -109,11 +109,15 @@ def choose_step(kind: SeriesKind, start: datetime, end: datetime, resolution: st
         step = next((s for s in STEPS if span / s <= max_points), STEPS[-1])
         while span / step > max_points:
             step *= 2
-    table = None
-    if kind.tables:
-        res = max((r for r in kind.tables if step % RESOLUTIONS[r] == 0), key=lambda r: RESOLUTIONS[r])
-        table = kind.tables[res]
-    return step, table
+    return step, table_for_step(kind, step)
+
+
+def table_for_step(kind: SeriesKind, step: int) -> str | None:
+    """The coarsest stored rollup whose buckets divide `step` (FROM_FLOWS when none does)."""
+    if not kind.tables:
+        return None
+    stored = [r for r, t in kind.tables.items() if t != FROM_FLOWS and step % RESOLUTIONS[r] == 0]
+    return kind.tables[max(stored, key=lambda r: RESOLUTIONS[r])] if stored else FROM_FLOWS
 
 
 def align(start: datetime, end: datetime, step: int) -> tuple[datetime, datetime]:
@@ -304,10 +308,7 @@ def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str |
     times = [t0 + timedelta(seconds=i * step) for i in range(n)]
     out = SeriesSet(t0, t1, step, "", [], times, [])
     for spec, kind in zip(specs, kinds):
-        table = None
-        if kind.tables:  # the step is common to all specs: read the coarsest rollup dividing it
-            table = kind.tables[max((r for r in kind.tables if step % RESOLUTIONS[r] == 0),
-                                    key=lambda r: RESOLUTIONS[r])]
+        table = table_for_step(kind, step)  # the step is common to all specs
         src = source_for(kind, table, scope)
         metrics = _metrics(app, kind, spec.get("metrics") or ([spec["metric"]] if spec.get("metric") else None),
                            scope)
@@ -443,9 +444,7 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
         # one source: flows (restricted), or metrics that cannot be summed piecewise: the coarsest
         # rollup whose buckets tile the whole range
         a, b = int(t0.timestamp()), int(t1.timestamp())
-        res = max((r for r in kind.tables if a % RESOLUTIONS[r] == 0 and b % RESOLUTIONS[r] == 0),
-                  key=lambda r: RESOLUTIONS[r])
-        pieces = [(kind.tables[res], a, b)]
+        pieces = [(table_for_step(kind, math.gcd(a, b)), a, b)]
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
     parts = []
@@ -478,15 +477,13 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
 def tiles(kind: SeriesKind, a: int, b: int) -> list[tuple[str, int, int]]:
     """[(rollup table, start, end)] covering [a, b) (minute-aligned) exactly: the coarsest buckets
     that fit inside, finer ones only at the edges."""
-    for res in sorted(kind.tables, key=lambda r: -RESOLUTIONS[r]):
+    for res in sorted((r for r, t in kind.tables.items() if t != FROM_FLOWS), key=lambda r: -RESOLUTIONS[r]):
         size = RESOLUTIONS[res]
         lo, hi = -(-a // size) * size, b // size * size
-        if lo < hi or size == 60:
-            if size == 60:
-                lo, hi = a, b
+        if lo < hi:
             edges = [(x, y) for x, y in ((a, lo), (hi, b)) if x < y]
             return [(kind.tables[res], lo, hi)] + [p for x, y in edges for p in tiles(kind, x, y)]
-    raise TimeseriesError("no rollup fits the range")
+    return [(FROM_FLOWS, a, b)]  # less than the finest stored bucket
 
 
 # --- matrices for heatmaps and sankeys ------------------------------------------------------------

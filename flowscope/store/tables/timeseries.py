@@ -24,7 +24,7 @@ register_view(f"CREATE TABLE IF NOT EXISTS `{ROLLUP_FEED}` AS flows ENGINE = Nul
 register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_rollup_state` TO `rollup_state` AS "
               f"SELECT max(INSERT_SEQ) AS seq FROM `{ROLLUP_FEED}`")
 
-TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
+TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365), ("1d", 86400, 365))  # name, s, default days
 TS_ATTRIBUTION = (
     "Bytes and packets of a flow count in the minutes their packets were seen (flows.PER_MINUTE); "
     "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score."
@@ -45,7 +45,7 @@ def _per_minute(expr: str) -> str:
     return re.sub(r"\b(" + "|".join(_TS_PER_MINUTE) + r")\b", lambda mo: _TS_PER_MINUTE[mo.group(1)], expr)
 
 
-_TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour"}
+_TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour", "1d": "toStartOfDay"}
 _TS_WRITTEN = C("written", "SimpleAggregateFunction(max, DateTime('UTC'))",
                 "When the row was last written; retention (TTL) counts from here, so imported "
                 "old captures are kept for the full retention")
@@ -164,7 +164,7 @@ _ts_register(Rollup(
              ("score", "SCORE", "Sum of the scores of the host's flows ending in the bucket")),
     array_join=_HOST_SIDES, network_columns=("host",),
     # a row per host and bucket is as big as the flows at minute steps: those come from `flows`
-    resolutions=("1h",),
+    resolutions=("1h", "1d"),
 ))
 _ts_register(Rollup(
     kind="application", what="Traffic per nDPI application (L7_PROTO) and L4 protocol",
