@@ -94,8 +94,8 @@ def rollup_tables() -> list[str]:
     from flowscope.store.rollups import feed_views
     from flowscope.store import schema
 
-    return [r.table(res) for r in schema.TS_ROLLUPS.values() for res, _s, _d in schema.TS_RESOLUTIONS
-            if r.table(res) not in {t for _v, t, _s in feed_views()}] + [t for _v, t, _s in feed_views()]
+    fed = [t for _v, t, _s in feed_views()]
+    return fed + [t for r in schema.TS_ROLLUPS.values() for t in r.tables() if t not in fed]
 
 
 def main() -> None:
