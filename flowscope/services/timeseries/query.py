@@ -460,16 +460,21 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
     if len(parts) > 1:  # each piece summed, then the pieces added up
         sums = ", ".join(f"sum(m{i}) AS m{i}" for i in range(len(metrics)))
         parts = [f"SELECT g, {sums} FROM ({' UNION ALL '.join(parts)}) GROUP BY g"]
-    rows = app.store.query(f"{parts[0]} ORDER BY m0 DESC, g LIMIT 100000", params).rows
+    # the top rows only, each with the totals over every value and how many values there are
     limit = max(1, int(limit))
-    top_rows, rest = rows[:limit], rows[limit:]
+    k = len(metrics)
+    totals = ", ".join(f"sum(m{i}) OVER () AS t{i}" for i in range(k))
+    top_rows = app.store.query(f"SELECT *, {totals}, count() OVER () AS n FROM ({parts[0]}) ORDER BY m0 DESC, g "
+                               f"LIMIT {limit}", params).rows
     items = [(r[0], _num(r[1])) for r in top_rows]
     extra = {m.name: [_num(r[1 + i]) for r in top_rows] for i, m in enumerate(metrics)}
-    total = sum(_num(r[1]) or 0 for r in rows)
-    if rest and metrics[0].kind == "counter":
-        items.append(("other", sum(_num(r[1]) or 0 for r in rest)))
+    total = _num(top_rows[0][1 + k]) or 0 if top_rows else 0
+    if top_rows and int(top_rows[0][-1]) > len(top_rows) and metrics[0].kind == "counter":
         for i, m in enumerate(metrics):
-            extra[m.name].append(sum(_num(r[1 + i]) or 0 for r in rest))
+            rest = (_num(top_rows[0][1 + k + i]) or 0) - sum(_num(r[1 + i]) or 0 for r in top_rows)
+            extra[m.name].append(rest)
+            if i == 0:
+                items.append(("other", rest))
     return Ranking(t0, t1, entity, dimension, metrics[0], items, total, src.kind,
                    "+".join(dict.fromkeys(source_for(kind, t, scope).table for t, _a, _b in pieces)), extra)
 
