@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import env_int, load, table, verdict  # noqa: E402
-from bench_query import FILL  # noqa: E402
+from bench_query import FILL, TIMES_AND_COUNTERS  # noqa: E402
 
 BATCH = 50_000
 
@@ -46,15 +46,7 @@ INSERT INTO `{target}` (INSERT_SEQ, FLOW_ID, IP_PROTOCOL_VERSION, FIRST_SEEN, LA
 SELECT
     {seq:UInt64},
     number AS FLOW_ID,
-    4,
-    toDateTime64(now() - 7 * 86400 + (number * 7 * 86400) / {rows:UInt64}, 3, 'UTC') AS fs,
-    fs + toIntervalMillisecond(rand(1) % 60000),
-    1 + rand(2) % 200 AS pk,
-    pk * (60 + rand(3) % 1400) AS b,
-    intDiv(b, 3),
-    b - intDiv(b, 3),
-    intDiv(pk, 2),
-    pk - intDiv(pk, 2),
+    4,""" + TIMES_AND_COUNTERS + """
     if(srv % 4 = 0, 17, 6),
     if(rand(5) % 2 = 0, 3232235520 + rand(6) % 65536, 167772160 + rand(7) % 200000),
     if(local, 3232235520 + srv, 134217728 + srv * 97) AS dst,

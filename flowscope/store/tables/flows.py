@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flowscope.store.schema import C, Column, Table, columns, register, register_dictionary, register_view
+from flowscope.store.schema import (
+    C,
+    Column,
+    Table,
+    columns,
+    register,
+    register_dictionary,
+    register_view,
+)
 
 PER_MINUTE_TYPE = "Array(Tuple(UInt32, UInt64, UInt64, UInt64, UInt64))"
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
