@@ -158,7 +158,7 @@ def host_sides_sql(begin: float | None, end: float | None, params: dict[str, Any
     as_client, FIRST_SEEN, LAST_SEEN, SCORE) to be summed. The UTC days wholly inside the range come
     from the host_days rollup (their flows all overlap the range), the rest from `flows`: the same
     sums as over `flows` alone. A host's totals count all its flows (its peers need not be visible)."""
-    raw = f"({time_where(begin, end, params)}) AND ({principal.flows_filter()})"
+    raw = f"({time_where(begin, end, params)}) AND ({principal.flows_filter() if principal else 1})"
     d0 = 0 if begin is None else -(-int(begin) // _DAY) * _DAY
     d1 = None if end is None else int(end) // _DAY * _DAY
     parts = []
@@ -172,7 +172,7 @@ def host_sides_sql(begin: float | None, end: float | None, params: dict[str, Any
         parts.append(_DAY_SIDES.format(where=days))
         raw = f"{raw} AND ({edges})"
     parts.append(_RAW_SIDES.format(where=raw))
-    visible = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")})
+    visible = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")}) if principal else "1"
     return f"(SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE {visible})"
 
 
