@@ -58,7 +58,6 @@ class Table:
     extra: tuple[str, ...] = field(default=())
     #: compression of the columns without a codec of their own (None: the server's, LZ4)
     codec: str | None = None
-    index_granularity: int | None = None
 
     def ddl(self) -> str:
         cols = ",\n  ".join(c.ddl(self.codec) for c in self.columns)
@@ -69,8 +68,6 @@ class Table:
         if self.ttl:
             parts.append(f"TTL {self.ttl}")
         parts.extend(self.extra)
-        if self.index_granularity:
-            parts.append(f"SETTINGS index_granularity = {self.index_granularity}")
         parts.append(f"COMMENT {quote(self.comment)}")
         return "\n".join(parts)
 
