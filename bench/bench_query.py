@@ -45,13 +45,8 @@ NUMERIC_RESTRICTED = SQL.replace("FROM flows", "FROM (SELECT *, SRC_IP FROM flow
                                  "(IPV4_SRC_ADDR BETWEEN 3232235520 AND 3232301055 OR "
                                  "IPV4_DST_ADDR BETWEEN 3232235520 AND 3232301055)) AS flows")
 
-FILL = """
-INSERT INTO flows (FLOW_ID, IP_PROTOCOL_VERSION, FIRST_SEEN, LAST_SEEN, PACKETS, TOTAL_BYTES, SRC2DST_BYTES,
-                   DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, PROTOCOL, IPV4_SRC_ADDR, IPV4_DST_ADDR,
-                   IP_SRC_PORT, IP_DST_PORT, L7_PROTO, L7_CATEGORY, INTERFACE_ID, SOURCE_TYPE, CLASSIFIED_BY)
-SELECT
-    number AS FLOW_ID,
-    4,
+#: FIRST_SEEN .. DST2SRC_PACKETS of flow `number`: evenly over the last 7 days, random counters
+TIMES_AND_COUNTERS = """
     toDateTime64(now() - 7 * 86400 + (number * 7 * 86400) / {rows:UInt64}, 3, 'UTC') AS fs,
     fs + toIntervalMillisecond(rand(1) % 60000),
     1 + rand(2) % 200 AS pk,
@@ -59,7 +54,15 @@ SELECT
     intDiv(b, 3),
     b - intDiv(b, 3),
     intDiv(pk, 2),
-    pk - intDiv(pk, 2),
+    pk - intDiv(pk, 2),"""
+
+FILL = """
+INSERT INTO flows (FLOW_ID, IP_PROTOCOL_VERSION, FIRST_SEEN, LAST_SEEN, PACKETS, TOTAL_BYTES, SRC2DST_BYTES,
+                   DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, PROTOCOL, IPV4_SRC_ADDR, IPV4_DST_ADDR,
+                   IP_SRC_PORT, IP_DST_PORT, L7_PROTO, L7_CATEGORY, INTERFACE_ID, SOURCE_TYPE, CLASSIFIED_BY)
+SELECT
+    number AS FLOW_ID,
+    4,""" + TIMES_AND_COUNTERS + """
     if(rand(4) % 4 = 0, 17, 6),
     if(rand(5) % 2 = 0, 3232235520 + rand(6) % 65536, 167772160 + rand(7) % 200000),
     if(rand(8) % 3 = 0, 3232235520 + rand(9) % 65536, rand(10)),

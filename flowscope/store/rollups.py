@@ -39,6 +39,7 @@ class RollupFeed:
         self.done_seq = 0  # every batch up to here is in the rollups
         self.filled_rows = 0
         self.fill_seconds = 0.0
+        self._new_rollups: set[str] = set()  # fed from the feed but missing before migrate: to backfill
 
     def prepare(self) -> None:
         """Before the schema is applied: drop what an older layout left (views that rolled up
@@ -62,12 +63,29 @@ class RollupFeed:
                 self.store.command(f"DROP VIEW IF EXISTS `{name}`")
         if feed_stale:
             self.store.command(f"DROP TABLE IF EXISTS `{FEED}`")
+        tables = {r[0] for r in self.store.query("SELECT name FROM system.tables WHERE database = currentDatabase()",
+                                                 lane="write").rows}
+        if "flows" in tables:  # an existing store: rollups added since must take in the flows it holds
+            self._new_rollups = {target for _view, target, _sel in feed_views() if target not in tables}
 
     def load(self) -> None:
         """Batch numbers and watermark from the store (at start)."""
         # lane "write": these reads must not trigger a catch-up themselves
         self.done_seq = int(self.store.query(f"SELECT max(seq) FROM `{STATE}`", lane="write").scalar() or 0)
         self.last_seq = int(self.store.query("SELECT max(INSERT_SEQ) FROM flows", lane="write").scalar() or 0)
+        self._backfill()
+
+    def _backfill(self) -> None:
+        """Fill rollups new to this store (an upgrade) from every flow already rolled up elsewhere:
+        batches up to the watermark and rows stored before batch numbers; later ones come with
+        `catch_up()` like for every rollup."""
+        new, self._new_rollups = self._new_rollups, set()
+        for _view, target, select in feed_views():
+            if target in new:
+                log.info("rollups: filling the new %s from the stored flows", target)
+                rows = f"(SELECT * FROM flows WHERE INSERT_SEQ <= {int(self.done_seq)})"
+                self.store.command(f"INSERT INTO `{target}` {select.replace(f'`{FEED}`', rows)} "
+                                   "SETTINGS max_partitions_per_insert_block = 0")
 
     @contextmanager
     def batch(self) -> Iterator[int]:
@@ -117,6 +135,18 @@ def feed_columns() -> tuple[str, ...]:
         if col.alias and col.name in words:
             words |= set(re.findall(r"\w+", col.alias))
     return tuple(c.name for c in schema.FLOWS.columns if not c.alias and c.name in words)
+
+
+def feed_views() -> list[tuple[str, str, str]]:
+    """(view, target table, SELECT) of every materialised view reading the feed."""
+    from flowscope.store import schema
+
+    out = []
+    for ddl in schema.views():
+        m = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS `(\w+)` TO `(\w+)` AS (SELECT .*) COMMENT '", ddl, re.DOTALL)
+        if m and f"`{FEED}`" in m.group(3):
+            out.append((m.group(1), m.group(2), m.group(3)))
+    return out
 
 
 def schema_has_seq(columns) -> bool:

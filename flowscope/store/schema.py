@@ -24,14 +24,17 @@ class Column:
     comment: str
     alias: str | None = None  # ALIAS expression: computed on read, never stored
     default: str | None = None
+    codec: str | None = None  # compression, e.g. "Delta, ZSTD(1)"; else the table's
 
-    def ddl(self) -> str:
+    def ddl(self, codec: str | None = None) -> str:
         text = f"`{self.name}` {self.type}"
         if self.alias:
             text += f" ALIAS {self.alias}"
         elif self.default:
             text += f" DEFAULT {self.default}"
-        return text + f" COMMENT {quote(self.comment)}"
+        text += f" COMMENT {quote(self.comment)}"
+        codec = None if self.alias else (self.codec or codec)
+        return text + (f" CODEC({codec})" if codec else "")
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ class Table:
     #: only admins may read it (e.g. the audit log)
     admin_only: bool = False
     extra: tuple[str, ...] = field(default=())
+    #: compression of the columns without a codec of their own (None: the server's, LZ4)
+    codec: str | None = None
 
     def ddl(self) -> str:
-        cols = ",\n  ".join(c.ddl() for c in self.columns)
+        cols = ",\n  ".join(c.ddl(self.codec) for c in self.columns)
         parts = [f"CREATE TABLE IF NOT EXISTS `{self.name}` (\n  {cols}\n) ENGINE = {self.engine}"]
         if self.partition_by:
             parts.append(f"PARTITION BY {self.partition_by}")

@@ -6,7 +6,7 @@ from flowscope.store import schema
 from flowscope.store.schema import Column, columns
 from flowscope.store.tables import MODULES
 
-DOMAINS = {"flows", "audit", "alerts", "monitoring", "timeseries", "collector", "hosts", "snmp", "packets"}
+DOMAINS = {"flows", "audit", "alerts", "monitoring", "timeseries", "host_days", "collector", "hosts", "snmp", "packets"}
 
 
 def test_each_domain_has_its_module():

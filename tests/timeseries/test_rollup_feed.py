@@ -71,3 +71,33 @@ def test_upgrade_drops_views_that_rolled_up_inside_inserts(tmp_path):
     store.insert_dicts("flows", synthetic_flows(n=300, hours=2, now=NOW))
     assert_rollups_equal_flows(store)
     store.close()
+
+
+def test_upgrade_fills_new_rollups_and_drops_unstored_resolutions(tmp_path):
+    """A store from before host_days and with per-host minute rollups (ts_host_1m -> 5m -> 1h):
+    after the upgrade host_days holds every stored flow, the minute tables are gone, ts_host_1h
+    is fed from the feed, and every rollup equals `flows`, also for batches stored afterwards."""
+    store = Store(str(tmp_path))
+    store.migrate()
+    rows = synthetic_flows(n=1200, hours=30, now=NOW)
+    store.insert_dicts("flows", rows[:800])
+    store.rollups.catch_up()
+    store.command("DROP VIEW mv_host_days")
+    store.command("DROP TABLE host_days")
+    store.command("DROP VIEW mv_ts_host_1h")  # the old chain: feed -> 1m -> 5m -> 1h
+    for res, src in (("1m", None), ("5m", "ts_host_1m")):
+        store.command(f"CREATE TABLE ts_host_{res} AS ts_host_1h")
+        if src:
+            store.command(f"CREATE MATERIALIZED VIEW mv_ts_host_{res} TO ts_host_{res} AS SELECT * FROM {src}")
+    store.command("CREATE MATERIALIZED VIEW mv_ts_host_1h TO ts_host_1h AS SELECT * FROM ts_host_5m")
+    store.close()
+
+    store = Store(str(tmp_path))
+    store.migrate()
+    names = {r[0] for r in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()").rows}
+    assert "host_days" in names and not names & {"ts_host_1m", "ts_host_5m", "mv_ts_host_1m", "mv_ts_host_5m"}
+    assert store.query("SELECT sum(flows_as_client) FROM host_days").scalar() == 800
+    store.insert_dicts("flows", rows[800:])
+    assert_rollups_equal_flows(store)
+    assert store.query("SELECT sum(flows_as_server) FROM host_days").scalar() == 1200
+    store.close()

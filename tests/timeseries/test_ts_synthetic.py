@@ -63,7 +63,7 @@ def test_every_rollup_table_matches_flows(app):
 
     total = app.store.query("SELECT sum(TOTAL_BYTES), count() FROM flows").rows[0]
     for kind, rollup in schema.TS_ROLLUPS.items():
-        for res in ("1m", "5m", "1h"):
+        for res in rollup.resolutions:
             cols = [m for m, _e, _c in rollup.metrics]
             got = app.store.query(f"SELECT {', '.join(f'sum({c})' for c in cols)} FROM {rollup.table(res)}").rows[0]
             got = dict(zip(cols, got))
@@ -272,11 +272,11 @@ def test_chart_outside_networks_refused(app, kw):
 # --- retention, drops, backfill -----------------------------------------------------------------------------
 def test_retention_from_config(app):
     days = retention_days(app)
-    assert days == {"1m": 3, "5m": 30, "1h": 400, "hourly_flows": 365}
+    assert days == {"1m": 3, "5m": 30, "1h": 400, "1d": 365, "hourly_flows": 365, "host_days": 365}
     engines = dict(app.store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() "
-        "AND name IN ('ts_host_1m', 'ts_asn_1h', 'ts_country_5m')").rows)
-    assert "toIntervalDay(3)" in engines["ts_host_1m"] and "toIntervalDay(400)" in engines["ts_asn_1h"]
+        "AND name IN ('ts_asn_1m', 'ts_asn_1h', 'ts_country_5m')").rows)
+    assert "toIntervalDay(3)" in engines["ts_asn_1m"] and "toIntervalDay(400)" in engines["ts_asn_1h"]
     assert "toIntervalDay(30)" in engines["ts_country_5m"]
     assert apply_retention(app.store, days) == []
     comment = app.store.query("SELECT comment FROM system.tables WHERE name = 'ts_interface_5m'").scalar()
@@ -318,3 +318,17 @@ def test_empty_range_still_draws(app):
                       end="2001-01-01T01:00:00Z")
     check_png(out.png)
     assert all(r[2] == 0 for r in out.rows)
+
+
+@pytest.mark.parametrize("who", [ADMIN, LIMITED], ids=["admin", "restricted"])
+def test_rank_over_unaligned_range_reads_coarse_rollups_exactly(app, who):
+    """A range that is not whole hours: hours from the 1h rollup, its edges from 5m and 1m."""
+    start, end = NOW - timedelta(hours=7, minutes=13), NOW - timedelta(minutes=17)
+    r = q.rank(app, who, "host", "host", "bytes", q.fmt_time(start), q.fmt_time(end), limit=5)
+    assert "ts_host_1h" in r.table and "+" in r.table
+    with_other(ref_host_totals(app.store, q.fmt_time(r.start), q.fmt_time(r.end), who),
+               [[k, v] for k, v in r.items])
+    r = q.rank(app, who, "application", "application", "flows", q.fmt_time(start), q.fmt_time(end), limit=3)
+    ref = ref_group(app.store, q.fmt_time(r.start), q.fmt_time(r.end), app_name_sql(), "count()",
+                    who if who.restricted else None)
+    with_other(ref, [[k, v] for k, v in r.items])

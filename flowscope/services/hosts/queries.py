@@ -124,78 +124,83 @@ ORDER = {"bytes": "bytes", "flows": "flows", "score": "score", "packets": "packe
          "bytes_sent": "bytes_sent", "bytes_rcvd": "bytes_rcvd"}
 
 
-# Both ends of every flow from one scan, keyed by the numeric address (text only for the answer)
-_NUM_SIDES = (
-    "SELECT IP_PROTOCOL_VERSION AS ver, side.1 AS a4, side.2 AS a6, VLAN_ID AS vlan, side.3 AS s_bytes, "
-    "side.4 AS r_bytes, side.5 AS s_pkts, side.6 AS r_pkts, side.7 AS as_client, FIRST_SEEN, LAST_SEEN, SCORE, "
-    "side.8 AS country FROM flows ARRAY JOIN ["
+# Both ends of every flow from one scan, keyed by the numeric address (text only for the answer);
+# one row per flow end (n_flows = 1), in the same columns as the whole-day rows of host_days
+_RAW_SIDES = (
+    "SELECT IP_PROTOCOL_VERSION AS ver, side.1 AS a4, side.2 AS a6, VLAN_ID AS vlan, toString(side.8) AS country, "
+    "side.3 AS s_bytes, side.4 AS r_bytes, side.5 AS s_pkts, side.6 AS r_pkts, toUInt64(1) AS n_flows, "
+    "toUInt64(side.7) AS as_client, FIRST_SEEN, LAST_SEEN, toUInt64(SCORE) AS SCORE FROM flows ARRAY JOIN ["
     "tuple(IPV4_SRC_ADDR, IPV6_SRC_ADDR, SRC2DST_BYTES, DST2SRC_BYTES, SRC2DST_PACKETS, DST2SRC_PACKETS, 1, "
     "SRC_COUNTRY_CODE), "
     "tuple(IPV4_DST_ADDR, IPV6_DST_ADDR, DST2SRC_BYTES, SRC2DST_BYTES, DST2SRC_PACKETS, SRC2DST_PACKETS, 0, "
     "DST_COUNTRY_CODE)] AS side WHERE {where}"
 )
+_DAY_SIDES = (
+    "SELECT IP_PROTOCOL_VERSION AS ver, IPV4_ADDR AS a4, IPV6_ADDR AS a6, VLAN_ID AS vlan, toString(country) AS country, "
+    "toUInt64(bytes_sent) AS s_bytes, toUInt64(bytes_rcvd) AS r_bytes, toUInt64(packets_sent) AS s_pkts, "
+    "toUInt64(packets_rcvd) AS r_pkts, toUInt64(flows_as_client + flows_as_server) AS n_flows, "
+    "toUInt64(flows_as_client) AS as_client, CAST(FIRST_SEEN AS DateTime64(3, 'UTC')) AS FIRST_SEEN, "
+    "CAST(LAST_SEEN AS DateTime64(3, 'UTC')) AS LAST_SEEN, toUInt64(score) AS SCORE FROM host_days WHERE {where}"
+)
 _IP_TEXT = "if(ver = 4, IPv4NumToString(a4), IPv6NumToString(a6))"
+_DAY = 86400
+_SIDE_TOTALS = (
+    "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, sum(s_pkts) AS packets_sent, "
+    "sum(r_pkts) AS packets_rcvd, sum(n_flows) AS flows, sum(as_client) AS flows_as_client, "
+    "sum(n_flows) - sum(as_client) AS flows_as_server, toUnixTimestamp64Milli(min(FIRST_SEEN)) / 1000 AS first_seen, "
+    "toUnixTimestamp64Milli(max(LAST_SEEN)) / 1000 AS last_seen, sum(SCORE) AS score"
+)
 
 
-def host_totals_sql(where: str, host_where: str = "1") -> str:
-    """Per-host totals (ip, vlan, TOTALS, bytes, packets, country_code) of the flows matching
-    `where`; `host_where` is a condition on the host's text address `ip` (our own SQL only)."""
-    return (f"SELECT {_IP_TEXT} AS ip, vlan, bytes_sent, bytes_rcvd, packets_sent, packets_rcvd, flows, "
-            "flows_as_client, flows_as_server, first_seen, last_seen, score, bytes_sent + bytes_rcvd AS bytes, "
-            "packets_sent + packets_rcvd AS packets, country_code FROM ("
-            f"SELECT ver, a4, a6, vlan, {TOTALS}, max(country) AS country_code "
-            f"FROM ({_NUM_SIDES.format(where=where)}) GROUP BY ver, a4, a6, vlan) WHERE {host_where}")
+def host_sides_sql(begin: float | None, end: float | None, params: dict[str, Any], principal: Any) -> str:
+    """SQL subquery: per-host rows of the flows overlapping [begin, end] (`time_where`), only hosts the
+    principal may see, columns (ver, a4, a6, vlan, country, s_bytes, r_bytes, s_pkts, r_pkts, n_flows,
+    as_client, FIRST_SEEN, LAST_SEEN, SCORE) to be summed. The UTC days wholly inside the range come
+    from the host_days rollup (their flows all overlap the range), the rest from `flows`: the same
+    sums as over `flows` alone. A host's totals count all its flows (its peers need not be visible)."""
+    raw = f"({time_where(begin, end, params)}) AND ({principal.flows_filter() if principal else 1})"
+    d0 = 0 if begin is None else -(-int(begin) // _DAY) * _DAY
+    d1 = None if end is None else int(end) // _DAY * _DAY
+    parts = []
+    if d1 is None or d1 > d0:
+        params.update(d0=d0, d1=d1 or 0)
+        days = "day >= toDateTime({d0:UInt32}, 'UTC')"
+        edges = "LAST_SEEN < toDateTime64({d0:UInt32}, 3, 'UTC')"
+        if d1 is not None:
+            days += " AND day < toDateTime({d1:UInt32}, 'UTC')"
+            edges += " OR LAST_SEEN >= toDateTime64({d1:UInt32}, 3, 'UTC')"
+        parts.append(_DAY_SIDES.format(where=days))
+        raw = f"{raw} AND ({edges})"
+    parts.append(_RAW_SIDES.format(where=raw))
+    visible = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")}) if principal else "1"
+    return f"(SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE {visible})"
 
 
-# What the client and the server side of a flow add to each ranking key
-_SIDE_METRIC = {"bytes": ("SRC2DST_BYTES + DST2SRC_BYTES",) * 2, "packets": ("SRC2DST_PACKETS + DST2SRC_PACKETS",) * 2,
-                "flows": ("1", "1"), "score": ("SCORE", "SCORE"), "bytes_sent": ("SRC2DST_BYTES", "DST2SRC_BYTES"),
-                "bytes_rcvd": ("DST2SRC_BYTES", "SRC2DST_BYTES")}
-
-
-def _top_keys(where: str, order: str) -> str:
-    """SQL giving (ver, a4, a6, vlan) of the top {lim} hosts by `order` (ties kept): IPv4 hosts
-    ranked on one 64-bit key (VLAN and address), IPv6 hosts apart; the overall top is among both."""
-    src, dst = _SIDE_METRIC.get(order, _SIDE_METRIC["bytes"])
-
-    def ranked(key: str, cols: str, ver: int) -> str:
-        sides = " UNION ALL ".join(
-            f"SELECT {key.format(d=d)}, {m} AS m FROM flows WHERE ({where}) AND IP_PROTOCOL_VERSION = {ver}"
-            for d, m in (("SRC", src), ("DST", dst)))
-        return f"SELECT {cols} FROM ({sides}) GROUP BY {cols} ORDER BY sum(m) DESC LIMIT {{lim:UInt32}} WITH TIES"
-
-    v4 = ranked("bitOr(bitShiftLeft(toUInt64(VLAN_ID), 32), IPV4_{d}_ADDR) AS k", "k", 4)
-    v6 = ranked("IPV6_{d}_ADDR AS a6, VLAN_ID AS vlan", "a6, vlan", 6)
-    return (f"SELECT toUInt8(4) AS ver, toUInt32(bitAnd(k, 4294967295)) AS a4, toIPv6('::') AS a6, "
-            f"toUInt16(bitShiftRight(k, 32)) AS vlan FROM ({v4}) "
-            f"UNION ALL SELECT toUInt8(6), toUInt32(0), a6, vlan FROM ({v6})")
-
+# What each ranking key sums over host rows
+_SIDE_METRIC = {"bytes": "s_bytes + r_bytes", "packets": "s_pkts + r_pkts", "flows": "n_flows", "score": "SCORE",
+                "bytes_sent": "s_bytes", "bytes_rcvd": "r_bytes"}
+_HOST = "ver, a4, a6, vlan"
 
 #: per-host aggregations over millions of hosts spill to disk rather than fail on the memory limit
 HOST_SETTINGS = {"max_bytes_before_external_group_by": 700_000_000}
 
 
-def all_hosts(store, begin: float | None = None, end: float | None = None, visible_sql: str = "1",
-              order: str = "bytes", limit: int = 100, local_sql: str | None = None,
-              extra_where: str = "1", extra_params: dict[str, Any] | None = None,
-              principal: Any = None) -> list[dict[str, Any]]:
-    """Per-host totals over `flows` (grouped by ip and VLAN), ordered and limited.
-
-    `visible_sql` / `local_sql` are boolean SQL over the column `ip` built by our own code
-    (Principal.sql_filter(["ip"]) / local_sql_filter). Hosts are grouped by their numeric address
-    and formatted as text only when a filter needs it, or for the answer; given the `principal`,
-    flows are first narrowed to those with an end inside its networks (numeric, cheap). Without a
-    host filter the top hosts are found on the ranking metric alone (ties kept), and only they are
+def all_hosts(store, begin: float | None = None, end: float | None = None, principal: Any = None,
+              order: str = "bytes", limit: int = 100, host_where: str = "1") -> list[dict[str, Any]]:
+    """Per-host totals (grouped by address and VLAN) of the hosts the principal may see, ordered and
+    limited. `host_where` is boolean SQL over the numeric address (ver, a4, a6) built by our own code
+    (numeric_in). The top hosts are found on the ranking metric alone (ties kept), and only they are
     totalled."""
-    params: dict[str, Any] = dict(extra_params or {})
-    params["lim"] = int(limit)
-    flows_scope = principal.flows_filter() if principal is not None else "1"
-    where = f"({time_where(begin, end, params)}) AND ({extra_where}) AND ({flows_scope})"
+    params: dict[str, Any] = {"lim": int(limit)}
+    sides = f"(SELECT * FROM {host_sides_sql(begin, end, params, principal)} WHERE {host_where})"
     key = ORDER.get(order, "bytes")
-    hw = visible_sql if local_sql is None else f"({visible_sql}) AND ({local_sql})"
-    if hw.strip() in ("1", "(1)"):
-        where = f"({where}) AND (IP_PROTOCOL_VERSION, side.1, side.2, VLAN_ID) IN ({_top_keys(where, key)})"
-    totals = host_totals_sql(where, hw)
+    top = (f"SELECT {_HOST} FROM {sides} GROUP BY {_HOST} ORDER BY sum({_SIDE_METRIC.get(key, 's_bytes + r_bytes')}) "
+           "DESC LIMIT {lim:UInt32} WITH TIES")
+    sides = f"(SELECT * FROM {sides} WHERE ({_HOST}) IN ({top}))"
+    totals = (f"SELECT {_IP_TEXT} AS ip, vlan, bytes_sent, bytes_rcvd, packets_sent, packets_rcvd, flows, "
+              "flows_as_client, flows_as_server, first_seen, last_seen, score, bytes_sent + bytes_rcvd AS bytes, "
+              "packets_sent + packets_rcvd AS packets, country_code FROM ("
+              f"SELECT {_HOST}, {_SIDE_TOTALS}, max(country) AS country_code FROM {sides} GROUP BY {_HOST})")
     return store.query(f"SELECT * FROM ({totals}) ORDER BY {key} DESC, ip LIMIT {{lim:UInt32}}", params,
                        settings=HOST_SETTINGS).dicts()
 
@@ -212,28 +217,23 @@ def country_totals(store, begin: float | None, end: float | None, principal: Any
     """Countries of the hosts in the flows history, from the country codes stored with each flow:
     ([{country_code, hosts, bytes, bytes_sent, bytes_rcvd, flows, score, top_hosts}], hosts with a
     global address but no country, more countries than `limit`). A host's country is the code
-    stored on its side of its flows; every total is summed over those sides (one scan each)."""
+    stored on its side of its flows; every total is summed over those sides."""
     params: dict[str, Any] = {"lim": int(limit) + 1}
-    where = f"({time_where(begin, end, params)}) AND ({principal.flows_filter()})"
-    visible = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")})
-    sides = f"({_NUM_SIDES.format(where=where)}) WHERE ({visible})"
+    sides = host_sides_sql(begin, end, params, principal)
     key = {"hosts": "hosts", "score": "score", "flows": "flows"}.get(order, "bytes")
     rows = store.query(
-        "SELECT country AS country_code, uniqExact(ver, a4, a6, vlan) AS hosts, sum(s_bytes + r_bytes) AS bytes, "
-        "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, count() AS flows, sum(SCORE) AS score "
-        f"FROM {sides} AND country != '' GROUP BY country ORDER BY {key} DESC, country_code LIMIT {{lim:UInt32}}",
+        f"SELECT country AS country_code, uniqExact({_HOST}) AS hosts, sum(s_bytes + r_bytes) AS bytes, "
+        "sum(s_bytes) AS bytes_sent, sum(r_bytes) AS bytes_rcvd, sum(n_flows) AS flows, sum(SCORE) AS score "
+        f"FROM {sides} WHERE country != '' GROUP BY country ORDER BY {key} DESC, country_code LIMIT {{lim:UInt32}}",
         params, settings=HOST_SETTINGS).dicts()
     rows, more = rows[:limit], len(rows) > limit
     if rows:
         for i, r in enumerate(rows):
             params[f"c{i}"] = r["country_code"]
         codes = ", ".join(f"{{c{i}:String}}" for i in range(len(rows)))
-        # per (country, host) bytes: IPv4 hosts on one 64-bit key, formatted after the top 5 are kept
-        key = "if(ver = 4, bitOr(bitShiftLeft(toUInt64(vlan), 32), a4), 0) AS k4, if(ver = 4, toIPv6('::'), a6) AS k6"
         top = store.query(
-            "SELECT country, if(k4 != 0 OR k6 = toIPv6('::'), IPv4NumToString(toUInt32(bitAnd(k4, 4294967295))), "
-            f"IPv6NumToString(k6)) AS ip FROM (SELECT country, {key}, sum(s_bytes + r_bytes) AS b "
-            f"FROM {sides} AND country IN ({codes}) GROUP BY country, k4, k6 ORDER BY country, b DESC, k4, k6 "
+            f"SELECT country, {_IP_TEXT} AS ip FROM (SELECT country, {_HOST}, sum(s_bytes + r_bytes) AS b "
+            f"FROM {sides} WHERE country IN ({codes}) GROUP BY country, {_HOST} ORDER BY country, b DESC, {_HOST} "
             "LIMIT 5 BY country)", params, settings=HOST_SETTINGS).rows
         by_country: dict[str, list[str]] = {}
         for cc, ip in top:
@@ -241,22 +241,38 @@ def country_totals(store, begin: float | None, end: float | None, principal: Any
         for r in rows:
             r["top_hosts"] = by_country.get(r["country_code"], [])
     unknown = store.query(
-        f"SELECT uniqExact(ver, a4, a6, vlan) FROM {sides} AND country = '' AND NOT "
-        f"{cidr_sql(_IP_TEXT, NOT_GLOBAL)}", params, settings=HOST_SETTINGS).scalar()
+        f"SELECT uniqExact({_HOST}) FROM {sides} WHERE country = '' AND NOT {numeric_in(NOT_GLOBAL)}",
+        params, settings=HOST_SETTINGS).scalar()
     return rows, int(unknown or 0), more
 
 
-def network_totals(store, network: Any, principal: Any) -> dict[str, int]:
-    """Hosts seen inside `network` and the bytes they sent and received (numeric comparisons)."""
-    net = ipaddress.ip_network(str(network), strict=False)
-    lo, hi = net.network_address, net.broadcast_address
-    inside = (f"ver = 4 AND a4 BETWEEN {int(lo)} AND {int(hi)}" if net.version == 4 else
-              f"ver = 6 AND a6 BETWEEN toIPv6('{lo}') AND toIPv6('{hi}')")
-    sides = _NUM_SIDES.format(where=principal.flows_filter())
-    vis = principal.sql_filter(["ip"], {"ip": ("ver", "a4", "a6")})
-    r = store.query(f"SELECT uniqExact(ver, a4, a6) AS hosts, sum(s_bytes) AS s, sum(r_bytes) AS r FROM ({sides}) "
-                    f"WHERE ({inside}) AND ({vis})").dicts()[0]
-    return {"hosts": int(r["hosts"]), "bytes_sent": int(r["s"]), "bytes_rcvd": int(r["r"])}
+def network_totals(store, networks: list[Any], principal: Any) -> list[dict[str, int]]:
+    """For each network: hosts seen inside it and the bytes they sent and received (one scan)."""
+    if not networks:
+        return []
+    params: dict[str, Any] = {}
+    sides = host_sides_sql(None, None, params, principal)
+    cols = []
+    for i, n in enumerate(networks):
+        inside = numeric_in([n])
+        cols.append(f"uniqExactIf(ver, a4, a6, {inside}) AS h{i}, sumIf(s_bytes, {inside}) AS s{i}, "
+                    f"sumIf(r_bytes, {inside}) AS r{i}")
+    r = store.query(f"SELECT {', '.join(cols)} FROM {sides} WHERE {numeric_in(networks)}", params,
+                    settings=HOST_SETTINGS).dicts()[0]
+    return [{"hosts": int(r[f"h{i}"]), "bytes_sent": int(r[f"s{i}"]), "bytes_rcvd": int(r[f"r{i}"])}
+            for i in range(len(networks))]
+
+
+def numeric_in(networks: Iterable[Any]) -> str:
+    """SQL boolean: the host row's numeric address (ver, a4, a6) inside one of `networks`
+    (normalised CIDRs only, never request text)."""
+    terms = []
+    for n in networks:
+        net = ipaddress.ip_network(str(n), strict=False)
+        lo, hi = net.network_address, net.broadcast_address
+        terms.append(f"(ver = 4 AND a4 BETWEEN {int(lo)} AND {int(hi)})" if net.version == 4 else
+                     f"(ver = 6 AND a6 BETWEEN toIPv6('{lo}') AND toIPv6('{hi}'))")
+    return "(" + " OR ".join(terms) + ")" if terms else "0"
 
 
 def cidr_sql(column: str, networks: Iterable[Any]) -> str:

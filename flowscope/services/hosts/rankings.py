@@ -12,6 +12,7 @@ from flowscope.services.hosts import queries as host_queries
 from flowscope.services.hosts import service
 from flowscope.services.hosts.details import name_of
 
+
 def countries(app, scope: Scope, by: str = "bytes", begin: str | None = None, end: str | None = None,
               limit: int = 20) -> dict[str, Any]:
     """Countries of the visible hosts, ranked by `by`, with each one's top 5 hosts: summed in SQL
@@ -38,9 +39,9 @@ def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: st
         rows = rows[:limit + 1]
     else:
         nets = svc.local.networks
-        local_sql = {"local": host_queries.cidr_sql("ip", nets), "remote": "NOT " + host_queries.cidr_sql("ip", nets)}.get(where)
-        rows = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.sql(["ip"]), by, limit + 1,
-                                      local_sql, principal=scope.principal)
+        inside = host_queries.numeric_in(nets)
+        rows = host_queries.all_hosts(app.store, parse_time(begin), parse_time(end), scope.principal, by, limit + 1,
+                                      {"local": inside, "remote": f"NOT {inside}"}.get(where, "1"))
     out = []
     for r in rows[:limit]:
         local = svc.local.is_local(r["ip"])
@@ -51,13 +52,9 @@ def talkers(app, scope: Scope, by: str = "bytes", where: str = "all", source: st
 
 def local_networks(app, scope: Scope, with_traffic: bool = True) -> dict[str, Any]:
     """The configured local networks that overlap the caller's, with visible hosts and bytes."""
-    svc = service(app)
-    out = []
-    for n in svc.local.networks:
-        if not scope.overlaps(n):
-            continue
-        info: dict[str, Any] = {"network": str(n)}
-        if with_traffic:
-            info.update(host_queries.network_totals(app.store, n, scope.principal))
-        out.append(info)
+    nets = [n for n in service(app).local.networks if scope.overlaps(n)]
+    out: list[dict[str, Any]] = [{"network": str(n)} for n in nets]
+    if with_traffic:
+        for info, totals in zip(out, host_queries.network_totals(app.store, nets, scope.principal)):
+            info.update(totals)
     return {"networks": out, "source": app.config.source_of("local_networks")}

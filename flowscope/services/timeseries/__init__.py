@@ -32,7 +32,7 @@ from flowscope.store.rollups import RollupFiller
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION = {res: days for res, _secs, days in schema.TS_RESOLUTIONS} | {"hourly_flows": 365}
+DEFAULT_RETENTION = {res: days for res, _secs, days in schema.TS_RESOLUTIONS} | {"hourly_flows": 365, "host_days": 365}
 
 
 class TimeseriesService:
@@ -78,9 +78,10 @@ def retention_days(app) -> dict[str, int]:
 def _tables_by_retention() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {res: [] for res, _s, _d in schema.TS_RESOLUTIONS}
     for rollup in schema.TS_ROLLUPS.values():
-        for res in groups:
+        for res in rollup.resolutions:
             groups[res].append(rollup.table(res))
     groups["hourly_flows"] = ["hourly_flows"]
+    groups["host_days"] = ["host_days"]
     return groups
 
 
@@ -89,7 +90,7 @@ def apply_retention(store, days: dict[str, int]) -> list[str]:
     changed = []
     current = {r[0]: r[1] for r in store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND "
-        "(name LIKE 'ts\\\\_%' OR name = 'hourly_flows')").rows}
+        "(name LIKE 'ts\\\\_%' OR name IN ('hourly_flows', 'host_days'))").rows}
     for key, tables in _tables_by_retention().items():
         want = int(days[key])
         for table in tables:
@@ -108,7 +109,7 @@ def backfill(store) -> list[str]:
     views = {r[0]: r[1] for r in store.query(
         "SELECT name, as_select FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'"
     ).rows}
-    targets = [(r.table("1m"), r.table("1h")) for r in schema.TS_ROLLUPS.values()] + [("hourly_flows", "hourly_flows")]
+    targets = [(r.tables()[0], r.tables()[-1]) for r in schema.TS_ROLLUPS.values()] + [("hourly_flows", "hourly_flows")]
     for first, last in targets:
         select = views.get(f"mv_{first}")
         if not select or store.query(f"SELECT count() FROM `{last}`").scalar():

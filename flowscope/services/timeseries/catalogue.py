@@ -107,8 +107,13 @@ _BPF = (
 )
 
 
+#: the "table" of a resolution a rollup does not store: computed from `flows` (Rollup.rows_sql)
+FROM_FLOWS = "flows"
+
+
 def _rollup_tables(kind: str) -> dict[str, str]:
-    return {res: schema.TS_ROLLUPS[kind].table(res) for res in RESOLUTIONS}
+    rollup = schema.TS_ROLLUPS[kind]
+    return {res: rollup.table(res) if res in rollup.resolutions else FROM_FLOWS for res in RESOLUTIONS}
 
 
 register_series(SeriesKind(

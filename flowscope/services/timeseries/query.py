@@ -18,6 +18,7 @@ from flowscope.services import flows
 from flowscope.services.timeseries.catalogue import (
     APP_LABEL,
     CATALOGUE,
+    FROM_FLOWS,
     RESOLUTIONS,
     Metric,
     SeriesKind,
@@ -108,11 +109,15 @@ def choose_step(kind: SeriesKind, start: datetime, end: datetime, resolution: st
         step = next((s for s in STEPS if span / s <= max_points), STEPS[-1])
         while span / step > max_points:
             step *= 2
-    table = None
-    if kind.tables:
-        res = max((r for r in kind.tables if step % RESOLUTIONS[r] == 0), key=lambda r: RESOLUTIONS[r])
-        table = kind.tables[res]
-    return step, table
+    return step, table_for_step(kind, step)
+
+
+def table_for_step(kind: SeriesKind, step: int) -> str | None:
+    """The coarsest stored rollup whose buckets divide `step` (FROM_FLOWS when none does)."""
+    if not kind.tables:
+        return None
+    stored = [r for r, t in kind.tables.items() if t != FROM_FLOWS and step % RESOLUTIONS[r] == 0]
+    return kind.tables[max(stored, key=lambda r: RESOLUTIONS[r])] if stored else FROM_FLOWS
 
 
 def align(start: datetime, end: datetime, step: int) -> tuple[datetime, datetime]:
@@ -182,14 +187,20 @@ class Source:
     scope: str = "1"
 
 
-def source_for(kind: SeriesKind, table: str | None, scope: Scope) -> Source:
+def source_for(kind: SeriesKind, table: str | None, scope: Scope,
+               bounds: tuple[str, str] = ("t_start", "t_end")) -> Source:
+    """Where a series is read: its rollup table, or its rows computed from the flows that may hold
+    minutes in [bounds] (restricted users of kinds summed across hosts; resolutions not stored)."""
     if kind.tables:
         assert table is not None
-        if scope.restricted and kind.scope == "flows":
-            rollup = schema.TS_ROLLUPS[kind.rollup]
-            sub = rollup.rows_sql(scope.flows_sql())
-            return Source(f"({sub}) AS src", "time", "flows", "flows")
         rows = scope.sql(list(kind.scope_columns)) if kind.scope == "columns" else "1"
+        restricted = scope.restricted and kind.scope == "flows"
+        if restricted or table == FROM_FLOWS:
+            # a flow's minutes lie within [FIRST_SEEN, LAST_SEEN]: read only flows overlapping the range
+            near = (f"LAST_SEEN >= {{{bounds[0]}:DateTime64(3, 'UTC')}} - INTERVAL 1 MINUTE AND "
+                    f"FIRST_SEEN < {{{bounds[1]}:DateTime64(3, 'UTC')}} + INTERVAL 1 MINUTE")
+            sub = schema.TS_ROLLUPS[kind.rollup].rows_sql(f"({scope.flows_sql() if restricted else 1}) AND {near}")
+            return Source(f"({sub}) AS src", "time", "flows", "flows", rows)
         return Source(f"`{table}`", "time", "rollup", table, rows)
     rows = "1"
     if scope.restricted:
@@ -217,9 +228,10 @@ def _in_params(params: dict, prefix: str, values: list) -> str:
     return ", ".join(names)
 
 
-def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, scope) -> str:
-    terms = [f"`{src.time}` >= {{t_start:DateTime64(3, 'UTC')}}", f"`{src.time}` < {{t_end:DateTime64(3, 'UTC')}}",
-             src.scope]
+def _where(kind: SeriesKind, src: Source, filters: dict[str, Any] | None, params: dict, scope,
+           bounds: tuple[str, str] = ("t_start", "t_end")) -> str:
+    terms = [f"`{src.time}` >= {{{bounds[0]}:DateTime64(3, 'UTC')}}",
+             f"`{src.time}` < {{{bounds[1]}:DateTime64(3, 'UTC')}}", src.scope]
     for i, (name, value) in enumerate((filters or {}).items()):
         dim = kind.dimension(name)
         if dim is None:
@@ -296,10 +308,7 @@ def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str |
     times = [t0 + timedelta(seconds=i * step) for i in range(n)]
     out = SeriesSet(t0, t1, step, "", [], times, [])
     for spec, kind in zip(specs, kinds):
-        table = None
-        if kind.tables:  # the step is common to all specs: read the coarsest rollup dividing it
-            table = kind.tables[max((r for r in kind.tables if step % RESOLUTIONS[r] == 0),
-                                    key=lambda r: RESOLUTIONS[r])]
+        table = table_for_step(kind, step)  # the step is common to all specs
         src = source_for(kind, table, scope)
         metrics = _metrics(app, kind, spec.get("metrics") or ([spec["metric"]] if spec.get("metric") else None),
                            scope)
@@ -319,7 +328,7 @@ def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str |
         out.source = src.kind if not out.source or out.source == src.kind else "mixed"
         if src.table not in out.tables:
             out.tables.append(src.table)
-        if scope.restricted and src.kind == "flows":
+        if scope.restricted and src.kind == "flows" and kind.scope == "flows":
             out.notes.append(f"{kind.entity} totals computed from flows limited to your allowed networks")
         index = {int(t.timestamp()): i for i, t in enumerate(times)}
         spec_top = int(spec.get("top_n") or top_n)
@@ -429,28 +438,57 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
     metrics = _metrics(app, kind, [metric] + [a for a in (also or []) if a != metric], scope)
     t0, t1 = resolve_range(app, kind, start, end)
     t0, t1 = align(t0, t1, 60)
-    table = None
-    if kind.tables:  # coarsest rollup whose buckets tile the range exactly
-        res = max((r for r in kind.tables if t0.timestamp() % RESOLUTIONS[r] == 0
-                   and t1.timestamp() % RESOLUTIONS[r] == 0), key=lambda r: RESOLUTIONS[r])
-        table = kind.tables[res]
-    src = source_for(kind, table, scope)
+    pieces = tiles(kind, int(t0.timestamp()), int(t1.timestamp())) if kind.tables else [(None, 0, 0)]
+    if len(pieces) > 1 and (scope.restricted and kind.scope == "flows" or any(
+            m.kind != "counter" or not m.agg.startswith("sum(") for m in metrics)):
+        # one source: flows (restricted), or metrics that cannot be summed piecewise: the coarsest
+        # rollup whose buckets tile the whole range
+        a, b = int(t0.timestamp()), int(t1.timestamp())
+        pieces = [(table_for_step(kind, math.gcd(a, b)), a, b)]
     params: dict[str, Any] = {"t_start": _param_time(t0), "t_end": _param_time(t1)}
-    where = _where(kind, src, filters, params, scope)
     aggs = ", ".join(f"{m.agg} AS m{i}" for i, m in enumerate(metrics))
-    sql = (f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g "
-           f"ORDER BY m0 DESC, g LIMIT 100000")
-    rows = app.store.query(sql, params).rows
+    parts = []
+    for i, (table, a, b) in enumerate(pieces):
+        bounds = ("t_start", "t_end")
+        if len(pieces) > 1:
+            bounds = (f"t{i}a", f"t{i}b")
+            params.update({bounds[0]: _param_time(datetime.fromtimestamp(a, timezone.utc)),
+                           bounds[1]: _param_time(datetime.fromtimestamp(b, timezone.utc))})
+        src = source_for(kind, table, scope, bounds)
+        where = _where(kind, src, filters, params, scope, bounds)
+        parts.append(f"SELECT toString({dim.expr}) AS g, {aggs} FROM {src.sql} WHERE {where} GROUP BY g")
+    if len(parts) > 1:  # each piece summed, then the pieces added up
+        sums = ", ".join(f"sum(m{i}) AS m{i}" for i in range(len(metrics)))
+        parts = [f"SELECT g, {sums} FROM ({' UNION ALL '.join(parts)}) GROUP BY g"]
+    # the top rows only, each with the totals over every value and how many values there are
     limit = max(1, int(limit))
-    top_rows, rest = rows[:limit], rows[limit:]
+    k = len(metrics)
+    totals = ", ".join(f"sum(m{i}) OVER () AS t{i}" for i in range(k))
+    top_rows = app.store.query(f"SELECT *, {totals}, count() OVER () AS n FROM ({parts[0]}) ORDER BY m0 DESC, g "
+                               f"LIMIT {limit}", params).rows
     items = [(r[0], _num(r[1])) for r in top_rows]
     extra = {m.name: [_num(r[1 + i]) for r in top_rows] for i, m in enumerate(metrics)}
-    total = sum(_num(r[1]) or 0 for r in rows)
-    if rest and metrics[0].kind == "counter":
-        items.append(("other", sum(_num(r[1]) or 0 for r in rest)))
+    total = _num(top_rows[0][1 + k]) or 0 if top_rows else 0
+    if top_rows and int(top_rows[0][-1]) > len(top_rows) and metrics[0].kind == "counter":
         for i, m in enumerate(metrics):
-            extra[m.name].append(sum(_num(r[1 + i]) or 0 for r in rest))
-    return Ranking(t0, t1, entity, dimension, metrics[0], items, total, src.kind, src.table, extra)
+            rest = (_num(top_rows[0][1 + k + i]) or 0) - sum(_num(r[1 + i]) or 0 for r in top_rows)
+            extra[m.name].append(rest)
+            if i == 0:
+                items.append(("other", rest))
+    return Ranking(t0, t1, entity, dimension, metrics[0], items, total, src.kind,
+                   "+".join(dict.fromkeys(source_for(kind, t, scope).table for t, _a, _b in pieces)), extra)
+
+
+def tiles(kind: SeriesKind, a: int, b: int) -> list[tuple[str, int, int]]:
+    """[(rollup table, start, end)] covering [a, b) (minute-aligned) exactly: the coarsest buckets
+    that fit inside, finer ones only at the edges."""
+    for res in sorted((r for r, t in kind.tables.items() if t != FROM_FLOWS), key=lambda r: -RESOLUTIONS[r]):
+        size = RESOLUTIONS[res]
+        lo, hi = -(-a // size) * size, b // size * size
+        if lo < hi:
+            edges = [(x, y) for x, y in ((a, lo), (hi, b)) if x < y]
+            return [(kind.tables[res], lo, hi)] + [p for x, y in edges for p in tiles(kind, x, y)]
+    return [(FROM_FLOWS, a, b)]  # less than the finest stored bucket
 
 
 # --- matrices for heatmaps and sankeys ------------------------------------------------------------

@@ -5,6 +5,6 @@ order `list_tables` shows them in.
 """
 
 from flowscope.store.tables import flows  # noqa: I001
-from flowscope.store.tables import audit, alerts, monitoring, timeseries, collector, hosts, snmp, packets
+from flowscope.store.tables import audit, alerts, monitoring, timeseries, host_days, collector, hosts, snmp, packets
 
-MODULES = (flows, audit, alerts, monitoring, timeseries, collector, hosts, snmp, packets)
+MODULES = (flows, audit, alerts, monitoring, timeseries, host_days, collector, hosts, snmp, packets)

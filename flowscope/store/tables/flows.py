@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
-from flowscope.store.schema import C, Table, columns, register, register_dictionary, register_view
+from dataclasses import replace
+
+from flowscope.store.schema import (
+    C,
+    Column,
+    Table,
+    columns,
+    register,
+    register_dictionary,
+    register_view,
+)
 
 PER_MINUTE_TYPE = "Array(Tuple(UInt32, UInt64, UInt64, UInt64, UInt64))"
 _ip_text = "if(IP_PROTOCOL_VERSION = 4, IPv4NumToString(IPV4_{d}_ADDR), IPv6NumToString(IPV6_{d}_ADDR))"
+
+#: compression of `flows` by column (the rest: ZSTD(1)): times and ids in ORDER BY order as deltas,
+#: counters with T64 (drops the high zero bits) before ZSTD
+_CODECS = {"FLOW_ID": "Delta, ZSTD(1)", "FIRST_SEEN": "DoubleDelta, ZSTD(1)", "LAST_SEEN": "Delta, ZSTD(1)",
+           "INSERT_SEQ": "DoubleDelta, ZSTD(1)",
+           **{c: "T64, ZSTD(1)" for c in ("PACKETS", "TOTAL_BYTES", "SRC2DST_BYTES", "DST2SRC_BYTES",
+                                          "SRC2DST_PACKETS", "DST2SRC_PACKETS", "FLOW_RISK", "SCORE",
+                                          "IP_SRC_PORT", "IP_DST_PORT", "L7_PROTO", "L7_PROTO_MASTER",
+                                          "L7_CATEGORY", "SRC_ASN", "DST_ASN", "INPUT_SNMP", "OUTPUT_SNMP")}}
+#: strings that repeat across flows: a dictionary per part
+_LOW_CARDINALITY = ("CLIENT_FINGERPRINT", "SERVER_FINGERPRINT", "USER_AGENT", "PROBE_IP", "NEXT_HOP")
+
+
+def _compact(cols: tuple[Column, ...]) -> tuple[Column, ...]:
+    return tuple(replace(c, codec=_CODECS.get(c.name), type="LowCardinality(String)" if c.name in _LOW_CARDINALITY
+                         else c.type) for c in cols)
+
 
 FLOWS = register(Table(
     name="flows",
@@ -14,7 +41,7 @@ FLOWS = register(Table(
         "overlap, so sums are exact). Column names and meanings follow ntopng's flows table. "
         "Times are UTC. Bytes are link-layer (frame) bytes, as ntopng and ndpiReader count them."
     ),
-    columns=(
+    columns=_compact((
         *columns("""
             FLOW_ID              UInt64                Unique id of this flow row
             IP_PROTOCOL_VERSION  UInt8                 IP version: 4 or 6
@@ -95,7 +122,8 @@ FLOWS = register(Table(
         C("DST_MAC_ADDR", "String", "Server MAC address as text", alias="MACNumToString(DST_MAC)"),
         C("DURATION_MS", "Int64", "LAST_SEEN - FIRST_SEEN in milliseconds",
           alias="dateDiff('millisecond', FIRST_SEEN, LAST_SEEN)"),
-    ),
+    )),
+    codec="ZSTD(1)",
     order_by="(FIRST_SEEN, FLOW_ID)",
     partition_by="toYYYYMMDD(FIRST_SEEN)",
     network_columns=("SRC_IP", "DST_IP"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flowscope.store.schema import C, Column, Table, quote, register, register_view
 from flowscope.store.tables.flows import FLOWS
@@ -24,7 +24,7 @@ register_view(f"CREATE TABLE IF NOT EXISTS `{ROLLUP_FEED}` AS flows ENGINE = Nul
 register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_rollup_state` TO `rollup_state` AS "
               f"SELECT max(INSERT_SEQ) AS seq FROM `{ROLLUP_FEED}`")
 
-TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365))  # name, seconds, default days
+TS_RESOLUTIONS = (("1m", 60, 7), ("5m", 300, 30), ("1h", 3600, 365), ("1d", 86400, 365))  # name, s, default days
 TS_ATTRIBUTION = (
     "Bytes and packets of a flow count in the minutes their packets were seen (flows.PER_MINUTE); "
     "a flow counts once, in the bucket holding its LAST_SEEN, and so does its score."
@@ -45,7 +45,7 @@ def _per_minute(expr: str) -> str:
     return re.sub(r"\b(" + "|".join(_TS_PER_MINUTE) + r")\b", lambda mo: _TS_PER_MINUTE[mo.group(1)], expr)
 
 
-_TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour"}
+_TS_BUCKET = {"1m": "toStartOfMinute", "5m": "toStartOfFiveMinutes", "1h": "toStartOfHour", "1d": "toStartOfDay"}
 _TS_WRITTEN = C("written", "SimpleAggregateFunction(max, DateTime('UTC'))",
                 "When the row was last written; retention (TTL) counts from here, so imported "
                 "old captures are kept for the full retention")
@@ -64,9 +64,14 @@ class Rollup:
     where: str = "1"
     aliases: tuple[Column, ...] = ()
     network_columns: tuple[str, ...] = ()
+    #: resolutions stored; finer ones are computed from `flows` (`rows_sql`) when asked for
+    resolutions: tuple[str, ...] = ("1m", "5m", "1h")
 
     def table(self, res: str) -> str:
         return f"ts_{self.kind}_{res}"
+
+    def tables(self) -> list[str]:
+        return [self.table(res) for res in self.resolutions]
 
     def rows_sql(self, extra_where: str = "1") -> str:
         """Per-flow, per-minute rows (time = start of the minute) with the rollup's columns,
@@ -87,6 +92,10 @@ def _ts_register(r: Rollup) -> Rollup:
     prev = None
     for res, _secs, days in TS_RESOLUTIONS:
         name = r.table(res)
+        if res not in r.resolutions:  # not stored (any more): a store made before loses it
+            register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
+            register_view(f"DROP TABLE IF EXISTS `{name}`")
+            continue
         metric_cols = tuple(C(m, "SimpleAggregateFunction(sum, UInt64)", c) for m, _e, c in r.metrics)
         register(Table(
             name=name,
@@ -95,9 +104,10 @@ def _ts_register(r: Rollup) -> Rollup:
                      + (f" from {prev}" if prev else f" from new flows batches ({ROLLUP_FEED})") +
                      f"; query with sum() and GROUP BY (rows merge lazily). Retention: "
                      f"[timeseries] retention_{res}_days (default {days}) after `written`."),
-            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket"),) + r.dims
+            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket", codec="DoubleDelta, ZSTD(1)"),) + r.dims
             + metric_cols + (_TS_WRITTEN,) + r.aliases,
             engine="AggregatingMergeTree",
+            codec="ZSTD(1)",
             order_by=f"(time, {keys})",
             partition_by="toYYYYMM(time)",
             ttl=f"written + INTERVAL {days} DAY",
@@ -107,7 +117,7 @@ def _ts_register(r: Rollup) -> Rollup:
         if prev is None:
             dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
             msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
-            select = (f"SELECT toDateTime(m.1) AS time, {dims}, {msum}, now() AS written "
+            select = (f"SELECT {_TS_BUCKET[res]}(toDateTime(m.1)) AS time, {dims}, {msum}, now() AS written "
                       f"FROM `{ROLLUP_FEED}` {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} "
                       f"GROUP BY time, {keys}")
             # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
@@ -153,6 +163,8 @@ _ts_register(Rollup(
              ("flows_as_server", "side.7", "Flows where the host was the server"),
              ("score", "SCORE", "Sum of the scores of the host's flows ending in the bucket")),
     array_join=_HOST_SIDES, network_columns=("host",),
+    # a row per host and bucket is as big as the flows at minute steps: those come from `flows`
+    resolutions=("1h", "1d"),
 ))
 _ts_register(Rollup(
     kind="application", what="Traffic per nDPI application (L7_PROTO) and L4 protocol",
@@ -218,8 +230,8 @@ HOURLY_FLOWS = register(Table(
              "with NUM_FLOWS and summed counters, for fast long-range queries. " + TS_ATTRIBUTION.replace(
                  "the bucket", "the hour") + " Fed on insert by mv_hourly_flows; query with sum() and GROUP BY. "
              "Retention: [timeseries] retention_hourly_flows_days (default 365) after `written`."),
-    columns=(C("FLOW_TIME", "DateTime('UTC')", "Start of the hour of LAST_SEEN"),)
-    + tuple(_F[k] for k in _HF_KEYS)
+    columns=(C("FLOW_TIME", "DateTime('UTC')", "Start of the hour of LAST_SEEN", codec="DoubleDelta, ZSTD(1)"),)
+    + tuple(replace(_F[k], codec=None) for k in _HF_KEYS)
     + (C("FIRST_SEEN", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))", "Earliest FIRST_SEEN of the flows"),
        C("LAST_SEEN", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))", "Latest LAST_SEEN of the flows"),
        C("NUM_FLOWS", "SimpleAggregateFunction(sum, UInt64)", "Number of flow rows aggregated"))
@@ -228,6 +240,7 @@ HOURLY_FLOWS = register(Table(
        _TS_WRITTEN)
     + tuple(_F[a] for a in ("SRC_IP", "DST_IP", "DST_PORT", "BYTES", "L4_PROTO_NAME", "L7_PROTO_NAME")),
     engine="AggregatingMergeTree",
+    codec="ZSTD(1)",
     order_by="(FLOW_TIME, " + ", ".join(_HF_KEYS) + ")",
     partition_by="toYYYYMM(FLOW_TIME)",
     ttl="written + INTERVAL 365 DAY",
