@@ -115,7 +115,9 @@ def _flow_records(data: bytes, pos: int, end: int, n: int, rec: dict[str, Any]) 
         pos += length
         if fmt == 1 and length >= 16:                        # raw packet header
             proto_kind, frame_len, stripped, hlen = RAW_HEADER.unpack_from(body)
-            rec["bytes"] = frame_len
+            # frame_length counts what the agent stripped before sampling (the 4-byte FCS, usually):
+            # bytes as the frame was seen, like flows metered from packets
+            rec["bytes"] = frame_len - stripped if stripped < frame_len else frame_len
             parse_packet(body[16:16 + hlen], proto_kind, rec)
         elif fmt == 3 and length >= 32 and "bytes" not in rec:  # IPv4 data
             ln, proto, src, dst, sp, dp, flags, _ = IPV4_DATA.unpack_from(body)

@@ -252,7 +252,7 @@ def sflow_flow_sample(rate: int, frame_len: int, sport: int = 40000, dport: int 
                      ipaddress.IPv4Address("10.0.0.1").packed, ipaddress.IPv4Address("10.0.0.2").packed)
     tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 0x50, 0x18, 1000, 0, 0)
     hdr = eth + ip + tcp
-    raw = struct.pack("!IIII", 1, frame_len, 4, len(hdr)) + hdr
+    raw = struct.pack("!IIII", 1, frame_len + 4, 4, len(hdr)) + hdr  # length with the FCS, 4 bytes stripped (as pmacctd sends)
     rec = struct.pack("!II", 1, len(raw)) + raw
     body = struct.pack("!IIIIIIII", 1, 3, rate, 100, 0, 5, 7, 1) + rec
     return struct.pack("!II", 1, len(body)) + body

@@ -35,11 +35,11 @@ def test_changed_schema_and_missing_tables_are_applied_again(tmp_path, monkeypat
     store.migrate()  # a new view: the digest differs
     assert _exists(store, "digest_probe") and _applied(store) == 2
     store.command("DROP TABLE assets")
-    store.command("DROP VIEW mv_ts_host_1m")
+    store.command("DROP VIEW mv_hourly_flows")
     store.close()
     store = Store(str(tmp_path))
     store.migrate()  # same digest, but a table is gone: everything is applied again
-    assert _exists(store, "assets") and _exists(store, "mv_ts_host_1m") and _applied(store) == 3
+    assert _exists(store, "assets") and _exists(store, "mv_hourly_flows") and _applied(store) == 3
     store.close()
 
 

@@ -79,6 +79,8 @@ def _icmp_socket_ping(fam: int, addr: str, count: int, timeout: float, interval:
     ident = random.randrange(1, 0xFFFF)
     v6 = fam == socket.AF_INET6
     rtts: list[float | None] = []
+    readable = select.poll()  # not select(): a busy server's descriptors go past FD_SETSIZE (1024)
+    readable.register(sock, select.POLLIN)
     try:
         sock.setblocking(False)
         for seq in range(1, count + 1):
@@ -100,8 +102,7 @@ def _icmp_socket_ping(fam: int, addr: str, count: int, timeout: float, interval:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                r, _, _ = select.select([sock], [], [], left)
-                if not r:
+                if not readable.poll(left * 1000):
                     break
                 try:
                     data, src = sock.recvfrom(2048)
