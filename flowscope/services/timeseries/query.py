@@ -592,7 +592,9 @@ def listing(app, scope: Scope, entity: str | None = None, start=None, end=None, 
             "storage": list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
         }
         if kind.scope == "flows":
-            info["restricted_note"] = ("for users limited to networks, computed from flows inside them"
+            info["restricted_note"] = ("for users limited to networks, " + (
+                "from rollups of their own of the flows inside them" if kind.rollup in schema.SCOPE_ROLLUPS
+                else "computed from flows inside them")
                                        + ("; drops not available" if kind.entity == "interface" else ""))
         if entity and kind.key and metrics:
             counter = next((m for m in metrics if m.kind == "counter"), metrics[0])
