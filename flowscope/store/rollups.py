@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 FEED = "flows_rollup_feed"
 STATE = "rollup_state"
+SCOPE_VIEW = "mv_for_scope_"  # + scope id + kind: see `RollupFeed.add_scope`
 
 
 class RollupFeed:
@@ -87,6 +88,58 @@ class RollupFeed:
                 self.store.command(f"INSERT INTO `{target}` {select.replace(f'`{FEED}`', rows)} "
                                    "SETTINGS max_partitions_per_insert_block = 0")
 
+    def add_scope(self, scope: int, flows_where: str) -> None:
+        """Give a restricted scope rollups of its own (`schema.SCOPE_ROLLUPS`): a view per kind on the
+        feed keeping the flows matching `flows_where`, made while no batch is being fed, then the batches
+        up to the watermark seen then (and rows without a batch number) copied from `flows`. Later
+        batches reach the views through the feed: each flow row is counted once. Nothing is done
+        when the scope's views exist (they and the rows are dropped together: `drop_scopes`)."""
+        from flowscope.store import schema
+
+        views = {kind: scope_view(scope, kind) for kind in schema.SCOPE_ROLLUPS}
+        with self._fill_lock:
+            present = {r[0] for r in self.store.query(
+                "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, {p:String})",
+                {"p": scope_view(scope, "")}, lane="write").rows}
+            if present >= set(views.values()):
+                return
+            for kind, rollup in schema.SCOPE_ROLLUPS.items():
+                self.store.command(
+                    f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{views[kind]}` TO `{rollup.scope_table(rollup.resolutions[0])}` "
+                    f"AS {rollup.feed_select(scope, flows_where)}")
+            upto = self.done_seq
+        try:
+            rows = f"(SELECT * FROM flows WHERE INSERT_SEQ <= {int(upto)})"
+            for rollup in schema.SCOPE_ROLLUPS.values():
+                self.store.command(f"INSERT INTO `{rollup.scope_table(rollup.resolutions[0])}` "
+                                   f"{rollup.feed_select(scope, flows_where, rows)} "
+                                   "SETTINGS max_partitions_per_insert_block = 0")
+        except Exception:  # no half-filled rollup: the scope is made again on next use
+            self._remove_scope(scope, views.values())
+            raise
+
+    def _remove_scope(self, scope: int, views) -> None:
+        from flowscope.store import schema
+
+        with self._fill_lock:
+            for view in views:
+                self.store.command(f"DROP VIEW IF EXISTS `{view}`")
+        for rollup in schema.SCOPE_ROLLUPS.values():
+            for res in rollup.resolutions:
+                self.store.command(f"DELETE FROM `{rollup.scope_table(res)}` WHERE scope = {int(scope)}")
+
+    def drop_scopes(self) -> None:
+        """Drop every scope's views and rollup rows (at start: scopes are remade on first use)."""
+        from flowscope.store import schema
+
+        with self._fill_lock:
+            for (name,) in self.store.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                            "AND startsWith(name, {p:String})", {"p": SCOPE_VIEW}, lane="write").rows:
+                self.store.command(f"DROP VIEW IF EXISTS `{name}`")
+            for rollup in schema.SCOPE_ROLLUPS.values():
+                for res in rollup.resolutions:
+                    self.store.command(f"TRUNCATE TABLE IF EXISTS `{rollup.scope_table(res)}`")
+
     @contextmanager
     def batch(self) -> Iterator[int]:
         """The batch number of one insert into `flows`; the insert must run inside the block."""
@@ -131,6 +184,8 @@ def feed_columns() -> tuple[str, ...]:
     from flowscope.store import schema
 
     words = set(re.findall(r"\w+", " ".join(v for v in schema.views() if FEED in v)))
+    # the scopes' views (`add_scope`) keep the flows of their networks: the numeric address columns
+    words |= {c for forms in schema.FLOWS.address_columns.values() for c in forms}
     for col in schema.FLOWS.columns:
         if col.alias and col.name in words:
             words |= set(re.findall(r"\w+", col.alias))
@@ -147,6 +202,11 @@ def feed_views() -> list[tuple[str, str, str]]:
         if m and f"`{FEED}`" in m.group(3):
             out.append((m.group(1), m.group(2), m.group(3)))
     return out
+
+
+def scope_view(scope: int, kind: str) -> str:
+    """The view feeding one restricted scope's rollup of `kind`."""
+    return f"{SCOPE_VIEW}{int(scope):016x}_{kind}"
 
 
 def schema_has_seq(columns) -> bool:

@@ -55,6 +55,8 @@ class Table:
     public: bool = False
     #: only admins may read it (e.g. the audit log)
     admin_only: bool = False
+    #: rows belong to one restricted scope each (this UInt64 column): a scope reads only its own
+    scope_column: str | None = None
     extra: tuple[str, ...] = field(default=())
     #: compression of the columns without a codec of their own (None: the server's, LZ4)
     codec: str | None = None

@@ -15,7 +15,7 @@ from flowscope.store.scopes import Scopes
 
 log = logging.getLogger(__name__)
 
-_ROLLUP_NAME = re.compile(r"\bts_\w+_(1m|5m|1h|1d)\b|\bhourly_flows\b|\bhost_days\b|\brollup_state\b")
+_ROLLUP_NAME = re.compile(r"\b(scope_)?ts_\w+_(1m|5m|1h|1d)\b|\bhourly_flows\b|\bhost_days\b|\brollup_state\b")
 
 
 @dataclass(frozen=True)

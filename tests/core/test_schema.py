@@ -24,7 +24,7 @@ def test_old_names_still_import():
     from flowscope.store.schema import FLOWS, TABLES, TS_ROLLUPS
 
     assert TABLES["flows"] is FLOWS is schema.FLOWS and "host" in TS_ROLLUPS
-    assert len(TABLES) == 41  # with alert_acks, flow_packets, frame_counters, rollup_state and schema_state
+    assert len(TABLES) == 47  # with alert_acks, flow_packets, frame_counters, rollup_state, schema_state, scope_ts_*
 
 
 def test_every_table_and_column_is_documented():

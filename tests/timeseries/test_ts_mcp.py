@@ -115,7 +115,7 @@ async def test_restricted_user(server):
                                  f"'{sc['meta']['start']}' AND LAST_SEEN < '{sc['meta']['end']}' GROUP BY 1",
                          token="restricted"))
     assert sum(r[1] for r in sc["rows"]) == sum(ref.values())
-    assert sc["meta"]["source"] == "flows"
+    assert sc["meta"]["source"] == "rollup"  # the scope's own rollups
     res = await call_tool(server, "chart", {"type": "line", "sql": "SELECT time, sum(bytes) FROM ts_interface_1m "
                                                                    "GROUP BY time"}, token="restricted")
     assert res.is_error and "cannot be limited" in res.content[0].text

@@ -236,10 +236,11 @@ def test_restricted_sql_chart_sees_only_its_networks(app):
     assert "2001:db8::53" not in ref
 
 
-def test_restricted_totals_come_from_their_flows(app):
+def test_restricted_totals_equal_their_flows(app):
+    """Read from the scope's own rollups (scope_ts_*), equal to what their flows give."""
     start, end = _range(24)
     out = build_chart(app, LIMITED, "line", entity="interface", metric="bytes", start=start, end=end)
-    assert out.meta["source"] == "flows"
+    assert out.meta["source"] == "rollup"
     ref = ref_buckets(app.store, out.meta["start"], out.meta["end"], out.meta["step_s"], principal=LIMITED)
     assert {t: v for (t, _s), v in table_map(out).items() if v} == ref
     full = ref_buckets(app.store, out.meta["start"], out.meta["end"], out.meta["step_s"])
@@ -247,6 +248,11 @@ def test_restricted_totals_come_from_their_flows(app):
     top = q.rank(app, LIMITED, "application", "application", "bytes", start, end, limit=50)
     with_other(ref_group(app.store, q.fmt_time(top.start), q.fmt_time(top.end), app_name_sql(), principal=LIMITED),
                [[lab, v] for lab, v in top.items])
+    assert top.table.startswith("scope_ts_application_")
+    proto = q.rank(app, LIMITED, "application", "protocol", "packets", start, end, limit=3)
+    name = "dictGetOrDefault('ndpi_protocols', 'name', toUInt64(if(L7_PROTO_MASTER = 0, L7_PROTO, L7_PROTO_MASTER)), '')"
+    with_other(ref_group(app.store, q.fmt_time(proto.start), q.fmt_time(proto.end), name, "sum(PACKETS)",
+                         principal=LIMITED), [[lab, v] for lab, v in proto.items])
     bar = build_chart(app, LIMITED, "bar", entity="host", start=start, end=end, top_n=50)
     hosts = {r[0] for r in bar.rows} - {"other"}
     assert hosts and all(LIMITED.visible(h) for h in hosts)

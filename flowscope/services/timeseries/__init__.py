@@ -16,9 +16,12 @@ Storage (DDL in flowscope/store/tables/timeseries.py):
 Series from other components (SNMP interface rates, active-monitoring probes) are raw tables in
 the series catalogue (`catalogue.register_series`), bucketed on the fly.
 
-Restricted users (allowed networks): per-host series are filtered on the host column; totals
-that aggregate across hosts (interface, application, category, country, ASN) are recomputed
-from `flows` limited to their networks with the same bucket rule; interface drops are refused.
+Restricted users (allowed networks): per-host series are filtered on the host column; interface
+and application totals (and protocols, from the application rollup) are read from rollups of
+their scope's own (`scope_ts_<kind>_<res>`, rows of their scope id only: flowscope/store/scopes.py,
+made and backfilled on first use after each start); the other totals that aggregate across hosts
+(category, country, ASN) are recomputed from `flows` limited to their networks with the same
+bucket rule; interface drops are refused.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ def _tables_by_retention() -> dict[str, list[str]]:
     for rollup in schema.TS_ROLLUPS.values():
         for res in rollup.resolutions:
             groups[res].append(rollup.table(res))
+    for rollup in schema.SCOPE_ROLLUPS.values():
+        for res in rollup.resolutions:
+            groups[res].append(rollup.scope_table(res))
     groups["hourly_flows"] = ["hourly_flows"]
     groups["host_days"] = ["host_days"]
     return groups
@@ -90,7 +96,7 @@ def apply_retention(store, days: dict[str, int]) -> list[str]:
     changed = []
     current = {r[0]: r[1] for r in store.query(
         "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND "
-        "(name LIKE 'ts\\\\_%' OR name IN ('hourly_flows', 'host_days'))").rows}
+        "(name LIKE 'ts\\\\_%' OR name LIKE 'scope\\\\_ts\\\\_%' OR name IN ('hourly_flows', 'host_days'))").rows}
     for key, tables in _tables_by_retention().items():
         want = int(days[key])
         for table in tables:

@@ -24,7 +24,7 @@ from flowscope.services.timeseries.catalogue import (
     SeriesKind,
     unit_column,
 )
-from flowscope.store import schema
+from flowscope.store import schema, scopes
 
 #: steps an automatic choice may use, in seconds (all multiples of the 1-minute rollup)
 STEPS = (60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
@@ -187,14 +187,34 @@ class Source:
     scope: str = "1"
 
 
+def own_rollups(kind: SeriesKind, scope: Scope) -> bool:
+    """A restricted caller's series of `kind` come from its scope's own rollups (schema.SCOPE_ROLLUPS)."""
+    return scope.restricted and kind.scope == "flows" and kind.rollup in schema.SCOPE_ROLLUPS
+
+
+def from_flows(kind: SeriesKind, scope: Scope) -> bool:
+    """A restricted caller's totals of `kind` are computed from the flows it sees (no rollup of its own)."""
+    return scope.restricted and kind.scope == "flows" and not own_rollups(kind, scope)
+
+
+def prepare(app, kind: SeriesKind, scope: Scope) -> None:
+    """Before reading: a restricted caller's own rollups exist (made and filled on first use)."""
+    if own_rollups(kind, scope):
+        app.store.scopes.for_principal(scope.principal)
+
+
 def source_for(kind: SeriesKind, table: str | None, scope: Scope,
                bounds: tuple[str, str] = ("t_start", "t_end")) -> Source:
-    """Where a series is read: its rollup table, or its rows computed from the flows that may hold
-    minutes in [bounds] (restricted users of kinds summed across hosts; resolutions not stored)."""
+    """Where a series is read: its rollup table (a restricted caller's own, for kinds summed across
+    hosts), or its rows computed from the flows that may hold minutes in [bounds] (restricted users
+    of kinds without rollups of their own; resolutions not stored)."""
     if kind.tables:
         assert table is not None
         rows = scope.sql(list(kind.scope_columns)) if kind.scope == "columns" else "1"
         restricted = scope.restricted and kind.scope == "flows"
+        if own_rollups(kind, scope) and table != FROM_FLOWS:
+            own = f"scope_{table}"
+            return Source(f"`{own}`", "time", "rollup", own, f"scope = {scopes.scope_id(scope.principal)}")
         if restricted or table == FROM_FLOWS:
             # a flow's minutes lie within [FIRST_SEEN, LAST_SEEN]: read only flows overlapping the range
             near = (f"LAST_SEEN >= {{{bounds[0]}:DateTime64(3, 'UTC')}} - INTERVAL 1 MINUTE AND "
@@ -308,6 +328,7 @@ def fetch(app, scope, specs: list[dict], start=None, end=None, resolution: str |
     times = [t0 + timedelta(seconds=i * step) for i in range(n)]
     out = SeriesSet(t0, t1, step, "", [], times, [])
     for spec, kind in zip(specs, kinds):
+        prepare(app, kind, scope)
         table = table_for_step(kind, step)  # the step is common to all specs
         src = source_for(kind, table, scope)
         metrics = _metrics(app, kind, spec.get("metrics") or ([spec["metric"]] if spec.get("metric") else None),
@@ -439,7 +460,8 @@ def rank(app, scope, entity: str, dimension: str, metric: str, start=None, end=N
     t0, t1 = resolve_range(app, kind, start, end)
     t0, t1 = align(t0, t1, 60)
     pieces = tiles(kind, int(t0.timestamp()), int(t1.timestamp())) if kind.tables else [(None, 0, 0)]
-    if len(pieces) > 1 and (scope.restricted and kind.scope == "flows" or any(
+    prepare(app, kind, scope)
+    if len(pieces) > 1 and (from_flows(kind, scope) or any(
             m.kind != "counter" or not m.agg.startswith("sum(") for m in metrics)):
         # one source: flows (restricted), or metrics that cannot be summed piecewise: the coarsest
         # rollup whose buckets tile the whole range
@@ -570,7 +592,9 @@ def listing(app, scope: Scope, entity: str | None = None, start=None, end=None, 
             "storage": list(kind.tables.values()) if kind.tables else [kind.raw_table or ""],
         }
         if kind.scope == "flows":
-            info["restricted_note"] = ("for users limited to networks, computed from flows inside them"
+            info["restricted_note"] = ("for users limited to networks, " + (
+                "from rollups of their own of the flows inside them" if kind.rollup in schema.SCOPE_ROLLUPS
+                else "computed from flows inside them")
                                        + ("; drops not available" if kind.entity == "interface" else ""))
         if entity and kind.key and metrics:
             counter = next((m for m in metrics if m.kind == "counter"), metrics[0])

@@ -82,49 +82,75 @@ class Rollup:
         return (f"SELECT {', '.join(cols)} FROM flows {_TS_MINUTES} {_per_minute(self.array_join)} "
                 f"WHERE ({self.where}) AND ({extra_where})")
 
+    def scope_table(self, res: str) -> str:
+        return f"scope_{self.table(res)}"
+
+    def feed_select(self, scope: int | None = None, flows_where: str = "1", source: str = f"`{ROLLUP_FEED}`") -> str:
+        """The SELECT filling the finest table from new flows batches in `source`: the admins' rollup,
+        or with `scope` a restricted scope's (its id first, only flows matching `flows_where`, interface
+        volumes of the flows only, like `rows_sql`)."""
+        res = self.resolutions[0]
+        keys = ", ".join(f"`{d.name}`" for d in self.dims)
+        dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(self.dims, self.dim_exprs))
+        exprs = [(m, e if scope is None else e.replace(_FRAMES_COUNTED, "0")) for m, e, _c in self.metrics]
+        msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e in exprs)
+        lead = "" if scope is None else f"toUInt64({int(scope)}) AS scope, "
+        return (f"SELECT {lead}{_TS_BUCKET[res]}(toDateTime(m.1)) AS time, {dims}, {msum}, now() AS written "
+                f"FROM {source} {_TS_MINUTES} {_per_minute(self.array_join)} WHERE ({self.where}) AND ({flows_where}) "
+                f"GROUP BY {'scope, ' if lead else ''}time, {keys}")
+
 
 TS_ROLLUPS: dict[str, Rollup] = {}
 
 
-def _ts_register(r: Rollup) -> Rollup:
-    TS_ROLLUPS[r.kind] = r
+def _ts_register(r: Rollup, scoped: bool = False) -> Rollup:
+    """Register the tables of `r` and the views chaining them (1m -> 5m -> 1h). `scoped`: the tables
+    of every restricted scope's own rollups (`scope` first), whose finest table is fed by one view per
+    scope made with the scope (flowscope/store/rollups.py `RollupFeed.add_scope`)."""
+    if not scoped:
+        TS_ROLLUPS[r.kind] = r
     keys = ", ".join(f"`{d.name}`" for d in r.dims)
+    lead = "scope, " if scoped else ""
     prev = None
     for res, _secs, days in TS_RESOLUTIONS:
-        name = r.table(res)
+        name = r.scope_table(res) if scoped else r.table(res)
         if res not in r.resolutions:  # not stored (any more): a store made before loses it
             register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
             register_view(f"DROP TABLE IF EXISTS `{name}`")
             continue
         metric_cols = tuple(C(m, "SimpleAggregateFunction(sum, UInt64)", c) for m, _e, c in r.metrics)
+        first = f"one view per scope from new flows batches ({ROLLUP_FEED})" if scoped else \
+            f"materialised view mv_{name} from new flows batches ({ROLLUP_FEED})"
         register(Table(
             name=name,
-            comment=(f"{r.what}, one row per {res} bucket (`time`, UTC) and key. {TS_ATTRIBUTION} "
-                     f"Fed by materialised view mv_{name}"
-                     + (f" from {prev}" if prev else f" from new flows batches ({ROLLUP_FEED})") +
+            comment=((f"Your own rollup: {r.what[0].lower()}{r.what[1:]}, counting only flows inside your allowed "
+                      "networks (interface volumes: the flows' own). " if scoped else f"{r.what}, ")
+                     + f"one row per {res} bucket (`time`, UTC) and key. {TS_ATTRIBUTION} Fed by "
+                     + (f"materialised view mv_{name} from {prev}" if prev else first) +
                      f"; query with sum() and GROUP BY (rows merge lazily). Retention: "
                      f"[timeseries] retention_{res}_days (default {days}) after `written`."),
-            columns=(C("time", "DateTime('UTC')", f"Start of the {res} bucket", codec="DoubleDelta, ZSTD(1)"),) + r.dims
-            + metric_cols + (_TS_WRITTEN,) + r.aliases,
+            columns=((C("scope", "UInt64", "Restricted scope (allowed networks) the row counts for"),) if scoped
+                     else ()) + (C("time", "DateTime('UTC')", f"Start of the {res} bucket",
+                                   codec="DoubleDelta, ZSTD(1)"),) + r.dims + metric_cols + (_TS_WRITTEN,) + r.aliases,
             engine="AggregatingMergeTree",
             codec="ZSTD(1)",
-            order_by=f"(time, {keys})",
+            order_by=f"({lead}time, {keys})",
             partition_by="toYYYYMM(time)",
             ttl=f"written + INTERVAL {days} DAY",
-            network_columns=r.network_columns,
+            network_columns=() if scoped else r.network_columns,
+            scope_column="scope" if scoped else None,
         ))
         sums = ", ".join(f"sum(`{m}`) AS `{m}`" for m, _e, _c in r.metrics)
+        if prev is None and scoped:
+            prev = name
+            continue
         if prev is None:
-            dims = ", ".join(f"{e} AS `{d.name}`" for d, e in zip(r.dims, r.dim_exprs))
-            msum = ", ".join(f"sum(toUInt64({_per_minute(e)})) AS `{m}`" for m, e, _c in r.metrics)
-            select = (f"SELECT {_TS_BUCKET[res]}(toDateTime(m.1)) AS time, {dims}, {msum}, now() AS written "
-                      f"FROM `{ROLLUP_FEED}` {_TS_MINUTES} {_per_minute(r.array_join)} WHERE {r.where} "
-                      f"GROUP BY time, {keys}")
+            select = r.feed_select()
             # views made before PER_MINUTE existed are replaced (CREATE ... IF NOT EXISTS would keep them)
             register_view(f"DROP VIEW IF EXISTS `mv_{name}`")
         else:
-            select = (f"SELECT {_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
-                      f"FROM `{prev}` GROUP BY time, {keys}")
+            select = (f"SELECT {lead}{_TS_BUCKET[res]}(time) AS time, {keys}, {sums}, max(written) AS written "
+                      f"FROM `{prev}` GROUP BY {lead}time, {keys}")
         register_view(f"CREATE MATERIALIZED VIEW IF NOT EXISTS `mv_{name}` TO `{name}` AS {select} "
                       f"COMMENT {quote(f'Feeds {name} on every insert into ' + (prev or ROLLUP_FEED))}")
         prev = name
@@ -193,6 +219,10 @@ _ts_register(Rollup(
     dim_exprs=("INTERFACE_ID", "side.1"), metrics=_SENT_RCVD,
     array_join=_GEO_SIDES.format(s="SRC_ASN", d="DST_ASN"), where="side.1 != 0",
 ))
+
+#: kinds every restricted scope has rollups of (scope_ts_<kind>_<res>): the series summed across hosts
+#: that users limited to networks read (hosts: the admins' rollup filtered on `host`)
+SCOPE_ROLLUPS = {kind: _ts_register(TS_ROLLUPS[kind], scoped=True) for kind in ("interface", "application")}
 
 FRAME_COUNTERS = register(Table(
     name="frame_counters",
