@@ -64,12 +64,12 @@ def test_backfill_racing_with_inserts_counts_every_flow_once(tmp_path):
     again.close()
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
+@pytest.fixture  # one embedded database per process at a time: closed before the next test opens its own
+def app(tmp_path):
     from flowscope.app import App
     from flowscope.config import Config
 
-    a = App(Config(data_dir=str(tmp_path_factory.mktemp("scoperoll"))))
+    a = App(Config(data_dir=str(tmp_path)))
     a.store.insert_dicts("flows", synthetic_flows(n=1500, hours=4, now=NOW))
     yield a
     a.store.close()
